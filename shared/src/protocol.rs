@@ -1,0 +1,354 @@
+//! The wire protocol of SPEC sections 3 and 4: REST bodies and the two WebSocket frame enums.
+//!
+//! Redis payloads on `channel-{id}` and `user-{id}` are [`ServerFrame`] JSON, so an edge can
+//! forward the bytes it received to its sockets without serializing them again.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A stored chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// 64-bit time-ordered id, a string on the wire (JavaScript loses 64-bit precision).
+    #[serde(with = "id_string")]
+    pub id: i64,
+    pub channel_id: i64,
+    pub seq: i64,
+    pub sender_id: i64,
+    pub sender: String,
+    pub content: String,
+    /// The `seq` of the message this one replies to, in the same channel.
+    pub reply_to: Option<i64>,
+    pub client_msg_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user as other users see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user with their presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPresence {
+    pub id: i64,
+    pub username: String,
+    pub online: bool,
+}
+
+/// Group channels are public and joinable; direct channels hold exactly two users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Group,
+    Direct,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Group => "group",
+            ChannelKind::Direct => "direct",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "group" => Some(ChannelKind::Group),
+            "direct" => Some(ChannelKind::Direct),
+            _ => None,
+        }
+    }
+}
+
+/// A channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    pub id: i64,
+    pub name: String,
+    pub kind: ChannelKind,
+    pub created_by: Option<i64>,
+    pub last_seq: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One of the caller's channels, with read state (`GET /api/me/channels`, `ready`, `channel_added`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyChannel {
+    pub id: i64,
+    pub name: String,
+    pub kind: ChannelKind,
+    pub last_seq: i64,
+    pub last_read_seq: i64,
+    pub unread: i64,
+}
+
+/// Machine-readable error codes shared by HTTP bodies and WebSocket `error` frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Validation,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    TooLarge,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status of SPEC section 3 for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::Validation => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+/// Body of every HTTP error: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Presence status of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    Online,
+    Offline,
+}
+
+/// Frames a client sends to an edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Send {
+        channel_id: i64,
+        content: String,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+        #[serde(default)]
+        reply_to: Option<i64>,
+    },
+    Typing {
+        channel_id: i64,
+    },
+    Read {
+        channel_id: i64,
+        seq: i64,
+    },
+    /// Channel id (a JSON object key, so a string on the wire) to the last seq the client has.
+    Resume {
+        #[serde(deserialize_with = "id_keys::deserialize")]
+        channels: BTreeMap<i64, i64>,
+    },
+    Ping,
+}
+
+/// Frames an edge sends to a client; also the payloads published on Redis topics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Ready {
+        session_id: String,
+        user: User,
+        edge: String,
+        channels: Vec<MyChannel>,
+    },
+    Message {
+        message: Message,
+    },
+    Ack {
+        client_msg_id: Option<String>,
+        message: Message,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    Typing {
+        channel_id: i64,
+        user_id: i64,
+        username: String,
+    },
+    Read {
+        channel_id: i64,
+        user_id: i64,
+        seq: i64,
+    },
+    Presence {
+        user_id: i64,
+        status: PresenceStatus,
+    },
+    MemberJoined {
+        channel_id: i64,
+        user_id: i64,
+        username: String,
+    },
+    MemberLeft {
+        channel_id: i64,
+        user_id: i64,
+    },
+    ChannelAdded {
+        channel: MyChannel,
+    },
+    ChannelRemoved {
+        channel_id: i64,
+    },
+    Resumed,
+    ResumeTruncated {
+        channel_id: i64,
+        next_seq: i64,
+    },
+    Pong,
+}
+
+impl ServerFrame {
+    /// An `error` frame.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            client_msg_id: None,
+            retry_after_ms: None,
+        }
+    }
+
+    /// Serializes the frame; serialization of these plain types cannot fail.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"serialization failed"}"#.to_owned()
+        })
+    }
+}
+
+/// Reads a JSON object whose keys are ids written as strings (`{"5": 41}`).
+mod id_keys {
+    use std::collections::BTreeMap;
+
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<i64, i64>, D::Error> {
+        BTreeMap::<String, i64>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| {
+                k.parse::<i64>()
+                    .map(|k| (k, v))
+                    .map_err(|_| D::Error::custom(format!("channel id {k:?} is not a number")))
+            })
+            .collect()
+    }
+}
+
+/// Serde adapter writing an `i64` as a JSON string and reading it from a string or a number.
+pub mod id_string {
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(id)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = i64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a 64-bit id as a string or number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+                Ok(v)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+                i64::try_from(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_parse_as_in_the_spec() {
+        let f: ClientFrame = serde_json::from_str(
+            r#"{"type":"send","channel_id":5,"content":"hi","client_msg_id":"c-1","reply_to":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::Send {
+                channel_id: 5,
+                content: "hi".into(),
+                client_msg_id: Some("c-1".into()),
+                reply_to: None
+            }
+        );
+        let f: ClientFrame =
+            serde_json::from_str(r#"{"type":"resume","channels":{"5":41,"7":0}}"#).unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::Resume {
+                channels: BTreeMap::from([(5, 41), (7, 0)])
+            }
+        );
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"nope"}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientFrame>(r#"{"type":"read","channel_id":"x","seq":1}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn message_id_is_a_string_on_the_wire() {
+        let m = Message {
+            id: 9_007_199_254_740_993,
+            channel_id: 5,
+            seq: 42,
+            sender_id: 1,
+            sender: "alice".into(),
+            content: "hi".into(),
+            reply_to: None,
+            client_msg_id: Some("c-1".into()),
+            created_at: DateTime::from_timestamp(0, 0).unwrap(),
+        };
+        let v = serde_json::to_value(ServerFrame::Message { message: m.clone() }).unwrap();
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["message"]["id"], "9007199254740993");
+        let back: ServerFrame = serde_json::from_value(v).unwrap();
+        assert_eq!(back, ServerFrame::Message { message: m });
+    }
+}

@@ -1,0 +1,275 @@
+//! Channels, direct channels, membership and read markers.
+
+use tokio_postgres::Row;
+
+use super::{Store, StoreError};
+use crate::protocol::{Channel, ChannelKind, MyChannel, User};
+
+const CHANNEL_COLS: &str = "c.id, c.name, c.kind, c.created_by, c.last_seq, c.created_at";
+
+fn channel(r: &Row) -> Channel {
+    let kind: &str = r.get("kind");
+    Channel {
+        id: r.get("id"),
+        name: r.get("name"),
+        kind: ChannelKind::parse(kind).unwrap_or(ChannelKind::Group),
+        created_by: r.get("created_by"),
+        last_seq: r.get("last_seq"),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn my_channel(r: &Row) -> MyChannel {
+    let kind: &str = r.get("kind");
+    let last_seq: i64 = r.get("last_seq");
+    let last_read_seq: i64 = r.get("last_read_seq");
+    MyChannel {
+        id: r.get("id"),
+        name: r.get("name"),
+        kind: ChannelKind::parse(kind).unwrap_or(ChannelKind::Group),
+        last_seq,
+        last_read_seq,
+        unread: (last_seq - last_read_seq).max(0),
+    }
+}
+
+/// Result of a get-or-create of a direct channel.
+#[derive(Debug, Clone)]
+pub struct DirectChannel {
+    pub channel: Channel,
+    pub created: bool,
+}
+
+impl Store {
+    /// Creates a group channel with `creator` as its first member.
+    pub async fn create_channel(&self, name: &str, creator: i64) -> Result<Channel, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let r = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO channels AS c (kind, name, created_by) VALUES ('group', $1, $2)
+                     RETURNING {CHANNEL_COLS}"
+                ),
+                &[&name, &creator],
+            )
+            .await?;
+        let ch = channel(&r);
+        tx.execute(
+            "INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)",
+            &[&ch.id, &creator],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ch)
+    }
+
+    pub async fn channel(&self, id: i64) -> Result<Option<Channel>, StoreError> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                &format!("SELECT {CHANNEL_COLS} FROM channels c WHERE c.id = $1"),
+                &[&id],
+            )
+            .await?;
+        Ok(r.as_ref().map(channel))
+    }
+
+    /// Group channels with id greater than `after`, ascending, at most `limit`.
+    pub async fn public_channels(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Channel>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {CHANNEL_COLS} FROM channels c
+                     WHERE c.kind = 'group' AND c.id > $1 ORDER BY c.id LIMIT $2"
+                ),
+                &[&after, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(channel).collect())
+    }
+
+    /// The user's channels with read state, ascending by id.
+    pub async fn my_channels(&self, user_id: i64) -> Result<Vec<MyChannel>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT c.id, c.name, c.kind, c.last_seq, m.last_read_seq
+                 FROM channel_members m JOIN channels c ON c.id = m.channel_id
+                 WHERE m.user_id = $1 ORDER BY c.id",
+                &[&user_id],
+            )
+            .await?;
+        Ok(rows.iter().map(my_channel).collect())
+    }
+
+    /// One of the user's channels with read state, or `None` when not a member.
+    pub async fn my_channel(
+        &self,
+        user_id: i64,
+        channel_id: i64,
+    ) -> Result<Option<MyChannel>, StoreError> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                "SELECT c.id, c.name, c.kind, c.last_seq, m.last_read_seq
+                 FROM channel_members m JOIN channels c ON c.id = m.channel_id
+                 WHERE m.user_id = $1 AND m.channel_id = $2",
+                &[&user_id, &channel_id],
+            )
+            .await?;
+        Ok(r.as_ref().map(my_channel))
+    }
+
+    pub async fn is_member(&self, channel_id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                "SELECT 1 FROM channel_members WHERE channel_id = $1 AND user_id = $2",
+                &[&channel_id, &user_id],
+            )
+            .await?;
+        Ok(r.is_some())
+    }
+
+    /// Adds the user to the channel; `true` when they were not a member before.
+    pub async fn join(&self, channel_id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&channel_id, &user_id],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Removes the user from the channel; `true` when they were a member.
+    pub async fn leave(&self, channel_id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2",
+                &[&channel_id, &user_id],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Members of the channel, ascending by user id.
+    pub async fn members(&self, channel_id: i64) -> Result<Vec<User>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT u.id, u.username, u.created_at
+                 FROM channel_members m JOIN users u ON u.id = m.user_id
+                 WHERE m.channel_id = $1 ORDER BY u.id",
+                &[&channel_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| User {
+                id: r.get("id"),
+                username: r.get("username"),
+                created_at: r.get("created_at"),
+            })
+            .collect())
+    }
+
+    /// Ids of the channel's members.
+    pub async fn member_ids(&self, channel_id: i64) -> Result<Vec<i64>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT user_id FROM channel_members WHERE channel_id = $1 ORDER BY user_id",
+                &[&channel_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Gets or creates the direct channel of two distinct users; both are members.
+    pub async fn direct_channel(
+        &self,
+        a: i64,
+        b: i64,
+        name: &str,
+    ) -> Result<DirectChannel, StoreError> {
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        let key = format!("{lo}:{hi}");
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let inserted = tx
+            .query_opt(
+                &format!(
+                    "INSERT INTO channels AS c (kind, name, created_by, dm_key)
+                     VALUES ('direct', $1, $2, $3) ON CONFLICT (dm_key) DO NOTHING
+                     RETURNING {CHANNEL_COLS}"
+                ),
+                &[&name, &a, &key],
+            )
+            .await?;
+        let (ch, created) = match inserted {
+            Some(r) => {
+                let ch = channel(&r);
+                tx.execute(
+                    "INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2), ($1, $3)",
+                    &[&ch.id, &lo, &hi],
+                )
+                .await?;
+                (ch, true)
+            }
+            None => {
+                let r = tx
+                    .query_one(
+                        &format!("SELECT {CHANNEL_COLS} FROM channels c WHERE c.dm_key = $1"),
+                        &[&key],
+                    )
+                    .await?;
+                // A participant may have left the direct channel: bring both back.
+                let ch = channel(&r);
+                tx.execute(
+                    "INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2), ($1, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[&ch.id, &lo, &hi],
+                )
+                .await?;
+                (ch, false)
+            }
+        };
+        tx.commit().await?;
+        Ok(DirectChannel {
+            channel: ch,
+            created,
+        })
+    }
+
+    /// Moves the read marker forward (never backwards, never past `last_seq`); returns the
+    /// stored marker, or `None` when the user is not a member.
+    pub async fn mark_read(
+        &self,
+        channel_id: i64,
+        user_id: i64,
+        seq: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                "UPDATE channel_members m
+                 SET last_read_seq = GREATEST(m.last_read_seq, LEAST($3, c.last_seq))
+                 FROM channels c
+                 WHERE c.id = m.channel_id AND m.channel_id = $1 AND m.user_id = $2
+                 RETURNING m.last_read_seq",
+                &[&channel_id, &user_id, &seq],
+            )
+            .await?;
+        Ok(r.map(|r| r.get(0)))
+    }
+}

@@ -1,0 +1,219 @@
+//! A real PostgreSQL server (initdb into a temp dir, free port), which tests may stop and
+//! start again, plus the template-database helpers.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::process;
+
+/// Finds a PostgreSQL binary: `$PG_BIN`, the distribution's versioned dirs, then `PATH`.
+pub fn pg_bin(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return PathBuf::from(dir).join(name);
+    }
+    for v in (12..=20).rev() {
+        let p = PathBuf::from(format!("/usr/lib/postgresql/{v}/bin/{name}"));
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from(name)
+}
+
+/// A PostgreSQL server owned by the test; stopped on drop, its directory removed.
+#[derive(Debug)]
+pub struct PgServer {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+    owner: Option<(u32, u32)>,
+}
+
+impl PgServer {
+    /// Runs initdb into a fresh temp dir and starts the server on a free port.
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("chat-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let owner = process::drop_to("postgres");
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
+        }
+        let mut initdb = Command::new(pg_bin("initdb"));
+        initdb
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some((uid, gid)) = owner {
+            use std::os::unix::process::CommandExt;
+            initdb.uid(uid).gid(gid);
+        }
+        let out = initdb
+            .output()
+            .context("run initdb (is PostgreSQL installed?)")?;
+        if !out.status.success() {
+            anyhow::bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let mut s = PgServer {
+            port: crate::free_port(),
+            dir,
+            child: None,
+            owner,
+        };
+        s.start_again()?;
+        Ok(s)
+    }
+
+    /// URL of database `db` on this server.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and data and waits until it accepts.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let mut cmd = Command::new(pg_bin("postgres"));
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string()])
+            .arg("-k")
+            .arg(&self.dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args(["-c", "max_connections=400", "-c", "shared_buffers=64MB"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((uid, gid)) = self.owner {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
+        self.child = Some(process::spawn(cmd).context("spawn postgres")?);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ok = Command::new(pg_bin("pg_isready"))
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-q",
+                ])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        anyhow::bail!("postgres on port {} did not become ready", self.port)
+    }
+
+    /// Stops the server (fast shutdown) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            process::signal(&c, libc::SIGINT);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Replaces the database name of a `postgres://` URL.
+pub fn with_dbname(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    // postgres://user@host:port/db -> keep up to the third '/'.
+    let prefix = match base.match_indices('/').nth(2) {
+        Some((i, _)) => &base[..i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{db}?{q}"),
+        None => format!("{prefix}/{db}"),
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connect to {url}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// Creates `template` and applies the migrations to it.
+pub async fn make_template(admin_url: &str, template: &str) -> anyhow::Result<()> {
+    let admin = connect(admin_url).await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {template}"))
+        .await?;
+    let mut t = connect(&with_dbname(admin_url, template)).await?;
+    shared::store::migrate::run(&mut t).await?;
+    Ok(())
+}
+
+/// Clones `template` into a new database `name`.
+pub async fn clone_template(admin_url: &str, template: &str, name: &str) -> anyhow::Result<()> {
+    let admin = connect(admin_url).await?;
+    // Concurrent clones of one template can collide on its lock: retry briefly.
+    let mut last = None;
+    for _ in 0..50 {
+        match admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(last
+        .map(anyhow::Error::from)
+        .unwrap_or_else(|| anyhow::anyhow!("create database")))
+}
+
+/// Makes user and channel ids of the database start at `offset`.
+pub async fn offset_ids(url: &str, offset: i64) -> anyhow::Result<()> {
+    let c = connect(url).await?;
+    c.batch_execute(&format!(
+        "ALTER SEQUENCE users_id_seq RESTART WITH {offset};
+         ALTER SEQUENCE channels_id_seq RESTART WITH {offset};"
+    ))
+    .await?;
+    Ok(())
+}
