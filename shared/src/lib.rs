@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod limits;
+pub mod presence;
 pub mod protocol;
 pub mod store;
 pub mod topics;

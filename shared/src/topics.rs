@@ -28,14 +28,6 @@ pub enum Topic {
     User(i64),
 }
 
-/// Sorted set of user ids online on one edge, scored by lease expiry (ms since epoch).
-pub fn edge_presence(edge_id: &str) -> String {
-    format!("presence:edge:{edge_id}")
-}
-
-/// Set of edge ids that have ever published presence; swept for expired leases.
-pub const PRESENCE_EDGES: &str = "presence:edges";
-
 #[cfg(test)]
 mod tests {
     use super::*;

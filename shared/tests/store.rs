@@ -1,6 +1,8 @@
 //! Store guarantees against a real PostgreSQL: gap-free seqs (SPEC 5.2), idempotent sends
 //! (5.3), and history paging.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 
 use shared::store::{NewMessage, SendOutcome, Store};

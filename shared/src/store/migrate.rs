@@ -9,7 +9,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] =
     &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
 
 /// Arbitrary key for `pg_advisory_xact_lock`, shared by every process of the system.
-const LOCK_KEY: i64 = 0x00c4_a7_0001;
+const LOCK_KEY: i64 = 0x0000_c4a7_0001;
 
 /// Applies every migration not yet recorded in `schema_migrations`; returns how many ran.
 pub async fn run(client: &mut tokio_postgres::Client) -> anyhow::Result<usize> {

@@ -107,7 +107,8 @@ impl Store {
         )
     }
 
-    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    /// A pooled connection, for queries specific to one process.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
     }
 }
