@@ -221,3 +221,32 @@ async fn direct_channel_is_get_or_create() {
         Err(shared::store::StoreError::Conflict)
     ));
 }
+
+#[tokio::test]
+async fn group_commit_keeps_submission_order_and_batches() {
+    use shared::store::{GroupCommit, GroupCommitConfig};
+    let s = store().await;
+    let u = s.create_user("alice", "h").await.unwrap();
+    let ch = s.create_channel("general", u.id).await.unwrap();
+    let gc = GroupCommit::spawn(s.clone(), GroupCommitConfig::default());
+    // 300 sends queued one after another from one task: stored in that order.
+    let mut pending = Vec::new();
+    for i in 0..300 {
+        let m = msg(ch.id, u.id, &format!("n{i}"), Some(&format!("k{i}")));
+        pending.push(gc.enqueue(m).await.unwrap());
+    }
+    let out = futures_util::future::join_all(pending).await;
+    for (i, o) in out.into_iter().enumerate() {
+        let m = stored(o.unwrap());
+        assert_eq!((m.seq, m.content), (i as i64 + 1, format!("n{i}")));
+    }
+    // A retry through the committer gets the original.
+    match gc
+        .send(msg(ch.id, u.id, "again", Some("k7")))
+        .await
+        .unwrap()
+    {
+        SendOutcome::Duplicate(m) => assert_eq!(m.seq, 8),
+        other => panic!("expected the original, got {other:?}"),
+    }
+}

@@ -1,6 +1,7 @@
 //! The PostgreSQL store: the source of truth for users, channels, membership and messages.
 
 mod channels;
+mod group_commit;
 mod messages;
 pub mod migrate;
 mod users;
@@ -10,6 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
+pub use channels::DirectChannel;
+pub use group_commit::{GroupCommit, GroupCommitConfig, Outcome};
 pub use messages::{History, NewMessage, SendOutcome};
 
 /// Errors of the store, split the way callers must treat them.

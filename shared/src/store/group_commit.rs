@@ -1,0 +1,119 @@
+//! Group commit: sends from many sockets and channels share one transaction (one fsync).
+//!
+//! Callers submit one message each and await its outcome. A single committer task takes
+//! whatever is queued (up to `max_batch`) and stores it with [`Store::send_batch`]. Batches run
+//! one after another, so sends are committed in the order they were submitted: a client that
+//! pipelines several sends sees them stored in that order. Under light load a batch holds one
+//! message and costs what a single send costs; under heavy load batches grow and the commit
+//! cost is shared.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{NewMessage, SendOutcome, Store, StoreError};
+
+/// Tuning of the committer.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupCommitConfig {
+    /// Most messages in one transaction.
+    pub max_batch: usize,
+    /// Queued sends before `send` waits (backpressure on the callers, not an error).
+    pub queue: usize,
+}
+
+impl Default for GroupCommitConfig {
+    fn default() -> Self {
+        GroupCommitConfig {
+            max_batch: 512,
+            queue: 16_384,
+        }
+    }
+}
+
+struct Pending {
+    msg: NewMessage,
+    reply: oneshot::Sender<Result<SendOutcome, StoreError>>,
+}
+
+/// Handle to the committer task; cheap to clone. The task ends when every handle is dropped.
+#[derive(Clone, Debug)]
+pub struct GroupCommit {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl GroupCommit {
+    /// Starts the committer task on the current runtime.
+    pub fn spawn(store: Store, config: GroupCommitConfig) -> Self {
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        tokio::spawn(run(store, rx, config.max_batch.max(1)));
+        GroupCommit { tx }
+    }
+
+    /// Stores one message as part of the next batch.
+    pub async fn send(&self, msg: NewMessage) -> Result<SendOutcome, StoreError> {
+        self.enqueue(msg).await?.await
+    }
+
+    /// Queues one message and returns at once with a future of its outcome. Messages queued
+    /// one after another are committed in that order, so a caller can pipeline its sends.
+    pub async fn enqueue(&self, msg: NewMessage) -> Result<Outcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Pending { msg, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable(anyhow::anyhow!("committer stopped")))?;
+        Ok(Outcome(rx))
+    }
+}
+
+/// The outcome of a queued send, resolved when its batch commits (or fails).
+#[derive(Debug)]
+pub struct Outcome(oneshot::Receiver<Result<SendOutcome, StoreError>>);
+
+impl std::future::Future for Outcome {
+    type Output = Result<SendOutcome, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.map_err(|_| StoreError::Unavailable(anyhow::anyhow!("committer stopped")))
+                .and_then(|r| r)
+        })
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Pending>, max_batch: usize) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let msgs: Vec<NewMessage> = batch.iter().map(|p| p.msg.clone()).collect();
+        let started = std::time::Instant::now();
+        let result = store.send_batch(&msgs).await;
+        metrics::histogram!("chat_group_commit_seconds").record(started.elapsed());
+        metrics::histogram!("chat_group_commit_batch_size").record(msgs.len() as f64);
+        match result {
+            Ok(outcomes) => {
+                for (p, o) in batch.drain(..).zip(outcomes) {
+                    let _ = p.reply.send(Ok(o));
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch is committed: every caller gets the same kind of error.
+                let unavailable = matches!(e, StoreError::Unavailable(_));
+                let text = e.to_string();
+                for p in batch.drain(..) {
+                    let err = if unavailable {
+                        StoreError::Unavailable(anyhow::anyhow!("{text}"))
+                    } else {
+                        StoreError::Unexpected(anyhow::anyhow!("{text}"))
+                    };
+                    let _ = p.reply.send(Err(err));
+                }
+                // Do not spin on a database that is down.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
