@@ -1,0 +1,79 @@
+//! Typed configuration of the api-server, read once from the environment and passed down.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use shared::limits::{env_or, Limits};
+
+/// Everything the server needs to run. Fields are public so tests and launchers can build one
+/// directly; [`Config::new`] fills the defaults.
+#[derive(Clone)]
+pub struct Config {
+    /// Address `main` binds (`LISTEN`); `run` itself takes an already bound listener.
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub redis_url: String,
+    /// HS256 key, at least 32 bytes.
+    pub jwt_secret: String,
+    pub jwt_ttl: Duration,
+    pub db_pool_size: usize,
+    pub limits: Limits,
+    /// Argon2id memory cost in KiB (`ARGON2_MEMORY_KIB`, default 19456 as recommended by OWASP).
+    pub argon2_memory_kib: u32,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &self.database_url)
+            .field("redis_url", &self.redis_url)
+            .field("jwt_secret", &"..")
+            .field("jwt_ttl", &self.jwt_ttl)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("limits", &self.limits)
+            .field("argon2_memory_kib", &self.argon2_memory_kib)
+            .finish()
+    }
+}
+
+/// Default Argon2id memory cost (KiB).
+pub const DEFAULT_ARGON2_MEMORY_KIB: u32 = 19_456;
+
+impl Config {
+    /// A configuration with every default except the three connection settings.
+    pub fn new(database_url: &str, redis_url: &str, jwt_secret: &str) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            database_url: database_url.to_owned(),
+            redis_url: redis_url.to_owned(),
+            jwt_secret: jwt_secret.to_owned(),
+            jwt_ttl: Duration::from_secs(86_400),
+            db_pool_size: 16,
+            limits: Limits::default(),
+            argon2_memory_kib: DEFAULT_ARGON2_MEMORY_KIB,
+        }
+    }
+
+    /// Reads `LISTEN`, `DATABASE_URL`, `REDIS_URL`, `JWT_SECRET`, `JWT_TTL_SECS`,
+    /// `DB_POOL_SIZE`, `ARGON2_MEMORY_KIB` and the limits of `shared::limits`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let secret =
+            std::env::var("JWT_SECRET").context("JWT_SECRET is not set (at least 32 bytes)")?;
+        let mut c = Config::new(
+            &env_or(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5433/chat".to_owned(),
+            )?,
+            &env_or("REDIS_URL", "redis://127.0.0.1:6380".to_owned())?,
+            &secret,
+        );
+        c.listen = env_or("LISTEN", c.listen)?;
+        c.jwt_ttl = Duration::from_secs(env_or("JWT_TTL_SECS", c.jwt_ttl.as_secs())?);
+        c.db_pool_size = env_or("DB_POOL_SIZE", c.db_pool_size)?;
+        c.limits = Limits::from_env()?;
+        c.argon2_memory_kib = env_or("ARGON2_MEMORY_KIB", c.argon2_memory_kib)?;
+        Ok(c)
+    }
+}

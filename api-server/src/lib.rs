@@ -1,0 +1,144 @@
+//! The REST api-server of SPEC section 3: accounts, channels, membership, direct messages,
+//! history, sends over HTTP and read markers, plus `/health`, `/metrics` and the web client.
+//!
+//! `run(config, listener, shutdown)` serves until the token is cancelled; `main` only reads
+//! the configuration, starts tracing and binds.
+
+mod config;
+mod db;
+mod error;
+mod extract;
+mod limiter;
+mod observe;
+mod password;
+mod publish;
+mod routes;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use fred::interfaces::ClientLike;
+use fred::types::config::ReconnectPolicy;
+use shared::auth::JwtKeys;
+use shared::store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+pub use error::ApiError;
+
+use crate::limiter::{LoginLimiter, SendLimiter};
+use crate::observe::Metrics;
+use crate::password::Passwords;
+use crate::state::AppState;
+
+/// How long a graceful shutdown may wait for in-flight requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long start-up waits for PostgreSQL to accept the migrations.
+const MIGRATE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Migrates the database, connects to Redis and serves HTTP on `listener` until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let jwt = JwtKeys::new(config.jwt_secret.as_bytes(), config.jwt_ttl)?;
+    let store = Store::connect(&config.database_url, config.db_pool_size)?;
+    migrate(&store, &shutdown).await?;
+    let redis = connect_redis(&config.redis_url).await?;
+    let state = AppState {
+        store,
+        redis: redis.clone(),
+        jwt,
+        limits: Arc::new(config.limits.clone()),
+        passwords: Passwords::new(config.argon2_memory_kib).await?,
+        logins: Arc::new(LoginLimiter::new(&config.limits)),
+        sends: Arc::new(SendLimiter::new(&config.limits)),
+        metrics: Arc::new(Metrics::new()),
+    };
+    let tracker = TaskTracker::new();
+    tracker.spawn(housekeeping(state.clone(), shutdown.clone()));
+    let app = routes::router(state);
+    tracing::info!(addr = %listener.local_addr()?, "api-server listening");
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        r = server => r.context("serve HTTP")?,
+        () = deadline => tracing::warn!("in-flight requests outlived the shutdown grace period"),
+    }
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    let _ = redis.quit().await;
+    Ok(())
+}
+
+/// Applies migrations, retrying while PostgreSQL is not up yet.
+async fn migrate(store: &Store, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        match store.migrate().await {
+            Ok(n) => {
+                tracing::info!(applied = n, "migrations done");
+                return Ok(());
+            }
+            Err(e) if start.elapsed() < MIGRATE_DEADLINE && !shutdown.is_cancelled() => {
+                tracing::warn!(error = format!("{e:#}"), "migrations failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.context("apply migrations")),
+        }
+    }
+}
+
+/// A Redis client that reconnects by itself forever. Start-up does not wait for Redis longer
+/// than a few seconds: `/health` reports it, and publishes resume once it is back.
+async fn connect_redis(url: &str) -> anyhow::Result<fred::clients::Client> {
+    let cfg = fred::types::config::Config::from_url(url).context("parse REDIS_URL")?;
+    let client = fred::types::Builder::from_config(cfg)
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(2);
+            c.internal_command_timeout = Duration::from_secs(2);
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = Duration::from_secs(2);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+        .build()
+        .context("build Redis client")?;
+    client.connect();
+    match tokio::time::timeout(Duration::from_secs(5), client.wait_for_connect()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "Redis not reachable yet; will keep trying"),
+        Err(_) => tracing::warn!("Redis not reachable yet; will keep trying"),
+    }
+    Ok(client)
+}
+
+/// Periodic upkeep: prune idle rate-limit entries and drain metric histograms.
+async fn housekeeping(state: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let now = Instant::now();
+                state.sends.prune(now);
+                state.logins.prune(now);
+                state.metrics.upkeep();
+            }
+        }
+    }
+}

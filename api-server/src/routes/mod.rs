@@ -1,0 +1,60 @@
+//! The router: every route of SPEC section 3, the web client, and JSON fallbacks.
+
+mod accounts;
+mod channels;
+mod messages;
+mod ops;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_frame_bytes;
+    Router::new()
+        .route("/api/register", post(accounts::register))
+        .route("/api/login", post(accounts::login))
+        .route("/api/me", get(accounts::me))
+        .route("/api/users", get(accounts::users))
+        .route("/api/channels", post(channels::create).get(channels::list))
+        .route("/api/me/channels", get(channels::mine))
+        .route("/api/channels/{id}/join", post(channels::join))
+        .route("/api/channels/{id}/leave", post(channels::leave))
+        .route("/api/channels/{id}/members", get(channels::members))
+        .route("/api/dms", post(channels::direct))
+        .route(
+            "/api/channels/{id}/messages",
+            get(messages::history).post(messages::send),
+        )
+        .route("/api/channels/{id}/read", post(messages::read))
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .route("/", get(ops::index))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::observe::track,
+        ))
+        .with_state(state)
+}
+
+/// A page size from `?limit=`: default and maximum from the limits, at least 1.
+fn page_limit(limit: Option<i64>, l: &shared::limits::Limits) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(l.history_default),
+        Some(n) if n < 1 => Err(ApiError::Validation("limit must be at least 1".into())),
+        Some(n) => Ok(n.min(l.history_max)),
+    }
+}
+
+/// Presence from Redis; unreachable Redis is a 503, not a silent "everyone offline".
+async fn online_users(state: &AppState) -> Result<std::collections::HashSet<i64>, ApiError> {
+    shared::presence::online_users(&state.redis)
+        .await
+        .map_err(|e| ApiError::Unavailable(anyhow::anyhow!("presence: {e}")))
+}
