@@ -99,6 +99,12 @@ pub async fn fresh_db() -> TestDb {
     TestDb { url, name }
 }
 
+/// Creates a migrated database `name` on the server at `admin_url` and returns its URL.
+pub async fn create_db(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    postgres::make_template(admin_url, name).await?;
+    Ok(postgres::with_dbname(admin_url, name))
+}
+
 /// The shared Redis URL.
 pub fn redis_url() -> String {
     shared().redis_url.clone()

@@ -30,11 +30,24 @@ pub struct PgServer {
     dir: PathBuf,
     child: Option<Child>,
     owner: Option<(u32, u32)>,
+    /// fsync and synchronous commit on, as in production.
+    durable: bool,
 }
 
 impl PgServer {
-    /// Runs initdb into a fresh temp dir and starts the server on a free port.
+    /// Runs initdb into a fresh temp dir and starts the server on a free port, with fsync off
+    /// (tests lose nothing they need when the machine crashes).
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// Like [`PgServer::start`] with fsync and synchronous commit on, for benchmarks of
+    /// durable writes.
+    pub fn start_durable() -> anyhow::Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("chat-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
         let owner = process::drop_to("postgres");
@@ -71,6 +84,7 @@ impl PgServer {
             dir,
             child: None,
             owner,
+            durable,
         };
         s.start_again()?;
         Ok(s)
@@ -92,11 +106,14 @@ impl PgServer {
             .args(["-p", &self.port.to_string()])
             .arg("-k")
             .arg(&self.dir)
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "max_connections=400", "-c", "shared_buffers=64MB"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if !self.durable {
+            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+                .args(["-c", "full_page_writes=off"]);
+        }
         if let Some((uid, gid)) = self.owner {
             use std::os::unix::process::CommandExt;
             cmd.uid(uid).gid(gid);

@@ -1,11 +1,12 @@
 //! Group commit: sends from many sockets and channels share one transaction (one fsync).
 //!
-//! Callers submit one message each and await its outcome. A single committer task takes
-//! whatever is queued (up to `max_batch`) and stores it with [`Store::send_batch`]. Batches run
-//! one after another, so sends are committed in the order they were submitted: a client that
-//! pipelines several sends sees them stored in that order. Under light load a batch holds one
-//! message and costs what a single send costs; under heavy load batches grow and the commit
-//! cost is shared.
+//! Callers submit one message each and await its outcome. Channels are spread over `shards`
+//! committer tasks by id; each task takes whatever is queued for it (up to `max_batch`) and
+//! stores it with [`Store::send_batch`]. A shard's batches run one after another, so the sends
+//! of one channel are committed in the order they were submitted: a client that pipelines
+//! several sends sees them stored in that order. Under light load a batch holds one message and
+//! costs what a single send costs; under heavy load batches grow and the commit cost is shared,
+//! while the shards keep several transactions (and PostgreSQL connections) busy at once.
 
 use std::time::Duration;
 
@@ -18,8 +19,10 @@ use super::{NewMessage, SendOutcome, Store, StoreError};
 pub struct GroupCommitConfig {
     /// Most messages in one transaction.
     pub max_batch: usize,
-    /// Queued sends before `send` waits (backpressure on the callers, not an error).
+    /// Queued sends per shard before `send` waits (backpressure on the callers).
     pub queue: usize,
+    /// Committer tasks; a channel always goes to the same one.
+    pub shards: usize,
 }
 
 impl Default for GroupCommitConfig {
@@ -27,6 +30,7 @@ impl Default for GroupCommitConfig {
         GroupCommitConfig {
             max_batch: 512,
             queue: 16_384,
+            shards: 4,
         }
     }
 }
@@ -39,15 +43,20 @@ struct Pending {
 /// Handle to the committer task; cheap to clone. The task ends when every handle is dropped.
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
-    tx: mpsc::Sender<Pending>,
+    shards: std::sync::Arc<[mpsc::Sender<Pending>]>,
 }
 
 impl GroupCommit {
     /// Starts the committer task on the current runtime.
     pub fn spawn(store: Store, config: GroupCommitConfig) -> Self {
-        let (tx, rx) = mpsc::channel(config.queue.max(1));
-        tokio::spawn(run(store, rx, config.max_batch.max(1)));
-        GroupCommit { tx }
+        let shards = (0..config.shards.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(config.queue.max(1));
+                tokio::spawn(run(store.clone(), rx, config.max_batch.max(1)));
+                tx
+            })
+            .collect();
+        GroupCommit { shards }
     }
 
     /// Stores one message as part of the next batch.
@@ -59,7 +68,8 @@ impl GroupCommit {
     /// one after another are committed in that order, so a caller can pipeline its sends.
     pub async fn enqueue(&self, msg: NewMessage) -> Result<Outcome, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
+        let shard = msg.channel_id.unsigned_abs() as usize % self.shards.len();
+        self.shards[shard]
             .send(Pending { msg, reply })
             .await
             .map_err(|_| StoreError::Unavailable(anyhow::anyhow!("committer stopped")))?;
