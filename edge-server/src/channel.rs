@@ -1,0 +1,336 @@
+//! The task of one channel with local sockets: it puts the channel's events in `seq` order,
+//! fills holes from PostgreSQL, and delivers each message once to each local socket, keeping a
+//! cursor per socket. Joins, leaves and `resume` replays go through the same queue, so they
+//! are ordered with the live messages and nothing is doubled or skipped.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::protocol::ServerFrame;
+use shared::store::StoreError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::edge::Edge;
+use crate::hub::{SocketHandle, SocketId};
+use crate::queue::Pushed;
+
+/// Delivered messages kept to catch up a socket that joins behind the channel's cursor.
+const RECENT: usize = 256;
+/// Out-of-order messages held while a hole is being filled; beyond, they are dropped and
+/// read back from PostgreSQL with the hole.
+const MAX_PENDING: usize = 10_000;
+/// Rows read from PostgreSQL per query when filling.
+const FILL_PAGE: i64 = 500;
+
+#[derive(Debug)]
+pub enum ChannelCmd {
+    /// A `message` frame from Redis.
+    Message { seq: i64, payload: Utf8Bytes },
+    /// Any other frame of the channel topic (`typing`, `read`, `member_*`), forwarded as is;
+    /// `typing` is not echoed to the typing user.
+    Event {
+        payload: Utf8Bytes,
+        skip_user: Option<i64>,
+    },
+    Add {
+        socket: Arc<SocketHandle>,
+        cursor: i64,
+    },
+    Remove {
+        socket: SocketId,
+    },
+    /// Replay after `after` to one socket, then answer.
+    Resume {
+        socket: SocketId,
+        after: i64,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// PostgreSQL's `last_seq` of the channel (`None`: read it): anything delivered short of
+    /// it is filled.
+    CatchUp { upto: Option<i64> },
+    Stop,
+}
+
+struct Member {
+    socket: Arc<SocketHandle>,
+    cursor: i64,
+}
+
+struct Task {
+    edge: Arc<Edge>,
+    id: i64,
+    last: i64,
+    pending: BTreeMap<i64, Utf8Bytes>,
+    /// Highest seq known to exist (from a catch-up) beyond `last`.
+    target: i64,
+    members: HashMap<SocketId, Member>,
+    recent: VecDeque<(i64, Utf8Bytes)>,
+    fill_at: Option<Instant>,
+}
+
+/// Starts the task of channel `id`, whose cursor starts at `start` (the first socket's seq).
+pub fn spawn(edge: Arc<Edge>, id: i64, start: i64) -> mpsc::UnboundedSender<ChannelCmd> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = Task {
+        edge: edge.clone(),
+        id,
+        last: start,
+        pending: BTreeMap::new(),
+        target: start,
+        members: HashMap::new(),
+        recent: VecDeque::new(),
+        fill_at: None,
+    };
+    edge.tracker.spawn(task.run(rx));
+    tx
+}
+
+fn encode(m: shared::Message) -> (i64, Utf8Bytes) {
+    let seq = m.seq;
+    (seq, ServerFrame::Message { message: m }.to_json().into())
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ChannelCmd>) {
+        loop {
+            let cmd = match self.fill_at {
+                Some(at) => tokio::select! {
+                    c = rx.recv() => c,
+                    _ = tokio::time::sleep_until(at) => {
+                        self.fill().await;
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            match cmd {
+                None | Some(ChannelCmd::Stop) => return,
+                Some(c) => self.handle(c).await,
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: ChannelCmd) {
+        match cmd {
+            ChannelCmd::Message { seq, payload } => {
+                if seq <= self.last {
+                    return;
+                }
+                if seq == self.last + 1 {
+                    self.deliver(seq, payload);
+                    self.drain_pending();
+                } else {
+                    if self.pending.len() < MAX_PENDING {
+                        self.pending.insert(seq, payload);
+                    }
+                    self.target = self.target.max(seq);
+                    if self.fill_at.is_none() {
+                        self.fill_at = Some(Instant::now() + self.edge.config.gap_grace);
+                    }
+                }
+            }
+            ChannelCmd::Event { payload, skip_user } => {
+                for m in self.members.values() {
+                    if Some(m.socket.user_id) != skip_user {
+                        self.edge.push_counted(&m.socket, payload.clone());
+                    }
+                }
+            }
+            ChannelCmd::Add { socket, cursor } => self.add(socket, cursor).await,
+            ChannelCmd::Remove { socket } => {
+                self.members.remove(&socket);
+            }
+            ChannelCmd::Resume {
+                socket,
+                after,
+                done,
+            } => {
+                let r = self.resume(socket, after).await;
+                let _ = done.send(r);
+            }
+            ChannelCmd::CatchUp { upto: Some(upto) } => {
+                if upto > self.last {
+                    self.target = self.target.max(upto);
+                    self.fill().await;
+                }
+            }
+            ChannelCmd::CatchUp { upto: None } => self.fill().await,
+            ChannelCmd::Stop => {}
+        }
+    }
+
+    /// Sends message `seq` (== last + 1) to every socket not past it.
+    fn deliver(&mut self, seq: i64, payload: Utf8Bytes) {
+        let mut n = 0;
+        for m in self.members.values_mut() {
+            if m.cursor < seq {
+                m.cursor = seq;
+                if self.edge.push_counted(&m.socket, payload.clone()) {
+                    n += 1;
+                }
+            }
+        }
+        self.edge.metrics.deliveries.fetch_add(n, Relaxed);
+        self.last = seq;
+        self.target = self.target.max(seq);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((seq, payload));
+    }
+
+    fn drain_pending(&mut self) {
+        while let Some(entry) = self.pending.first_entry() {
+            let seq = *entry.key();
+            if seq <= self.last {
+                entry.remove();
+            } else if seq == self.last + 1 {
+                let p = entry.remove();
+                self.deliver(seq, p);
+            } else {
+                break;
+            }
+        }
+        if self.pending.is_empty() && self.target <= self.last {
+            self.fill_at = None;
+        }
+    }
+
+    /// Reads the hole(s) below the highest known seq from PostgreSQL and delivers in order.
+    async fn fill(&mut self) {
+        let upto = self.target.max(self.pending.keys().next_back().copied().unwrap_or(0));
+        let mut upto = upto;
+        // Nothing known missing: ask PostgreSQL (first look after start).
+        if upto <= self.last {
+            match self.edge.store.last_seqs(&[self.id]).await {
+                Ok(m) => upto = m.get(&self.id).copied().unwrap_or(self.last),
+                Err(e) => {
+                    tracing::warn!(channel = self.id, error = %e, "catch-up read failed");
+                    self.fill_at = Some(Instant::now() + Duration::from_secs(1));
+                    return;
+                }
+            }
+        }
+        while self.last < upto {
+            let stop = match self.pending.keys().next() {
+                Some(&p) if p > self.last + 1 => p - 1,
+                Some(_) => {
+                    self.drain_pending();
+                    continue;
+                }
+                None => upto,
+            };
+            let rows = match self
+                .edge
+                .store
+                .messages_between(self.id, self.last, stop, FILL_PAGE)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(channel = self.id, error = %e, "gap fill failed; will retry");
+                    self.fill_at = Some(Instant::now() + Duration::from_secs(1));
+                    return;
+                }
+            };
+            if rows.is_empty() {
+                // Not committed (yet) as far as this read can see: wait for it.
+                break;
+            }
+            for m in rows {
+                if m.seq == self.last + 1 {
+                    let (seq, p) = encode(m);
+                    self.edge.metrics.gaps_filled.fetch_add(1, Relaxed);
+                    self.deliver(seq, p);
+                }
+            }
+            self.drain_pending();
+        }
+        self.drain_pending();
+        self.fill_at = if self.pending.is_empty() && self.target <= self.last {
+            None
+        } else {
+            Some(Instant::now() + Duration::from_millis(500))
+        };
+    }
+
+    /// Joins a socket whose client has seen up to `cursor`: anything the channel already
+    /// delivered beyond it is sent first.
+    async fn add(&mut self, socket: Arc<SocketHandle>, cursor: i64) {
+        let mut cur = cursor;
+        if cursor < self.last {
+            let from_recent = self.recent.front().is_some_and(|(s, _)| *s <= cursor + 1);
+            if from_recent {
+                for (seq, p) in self.recent.iter().filter(|(s, _)| *s > cursor) {
+                    self.edge.push_counted(&socket, p.clone());
+                    cur = *seq;
+                }
+            } else {
+                while cur < self.last {
+                    match self
+                        .edge
+                        .store
+                        .messages_between(self.id, cur, self.last, FILL_PAGE)
+                        .await
+                    {
+                        Ok(rows) if !rows.is_empty() => {
+                            for m in rows {
+                                let (seq, p) = encode(m);
+                                self.edge.push_counted(&socket, p);
+                                cur = seq;
+                            }
+                        }
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(channel = self.id, error = %e, "join catch-up failed");
+                            break;
+                        }
+                    }
+                }
+                cur = cur.max(self.last);
+            }
+        }
+        self.members.insert(socket.id, Member { socket, cursor: cur });
+    }
+
+    /// Replays to one socket every message after `after` (at most `RESUME_MAX`).
+    async fn resume(&mut self, socket: SocketId, after: i64) -> Result<(), StoreError> {
+        let Some(m) = self.members.get(&socket) else {
+            return Ok(());
+        };
+        let s = m.socket.clone();
+        let max = self.edge.config.limits.resume_max;
+        let rows = self
+            .edge
+            .store
+            .messages_between(self.id, after, i64::MAX, max + 1)
+            .await?;
+        let truncated = rows.len() as i64 > max;
+        let mut last_sent = after;
+        for m in rows.into_iter().take(max as usize) {
+            let (seq, p) = encode(m);
+            if s.queue.push_requested(p) == Pushed::Queued {
+                self.edge.metrics.deliveries.fetch_add(1, Relaxed);
+            }
+            last_sent = seq;
+        }
+        let mut cursor = last_sent;
+        if truncated {
+            let frame = ServerFrame::ResumeTruncated {
+                channel_id: self.id,
+                next_seq: last_sent + 1,
+            };
+            s.queue.push_requested(frame.to_json().into());
+            // The client pages the rest from history; live delivery goes on from here.
+            cursor = cursor.max(self.last).max(self.target);
+        }
+        if let Some(m) = self.members.get_mut(&socket) {
+            m.cursor = m.cursor.max(cursor);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! The HTTP side of the edge's one port: `GET /health`, `GET /metrics`, and `GET /ws`, whose
+//! token and `Origin` are checked before the upgrade (401 / 403 without upgrading).
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use shared::auth::{bearer, Claims};
+use shared::protocol::{ErrorBody, ErrorCode, ErrorDetail, ServerFrame};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::edge::Edge;
+use crate::presence::PresenceCmd;
+use crate::queue::OutQueue;
+
+type Resp = Response<Full<Bytes>>;
+
+/// Why a request was refused; mapped to a status and body in [`HttpError::response`] only.
+#[derive(Debug, thiserror::Error)]
+enum HttpError {
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("missing, invalid or expired token")]
+    Unauthorized,
+    #[error("origin not allowed")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("unavailable")]
+    Unavailable,
+}
+
+impl HttpError {
+    fn response(&self) -> Resp {
+        let (status, code) = match self {
+            HttpError::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            HttpError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            HttpError::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            HttpError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            HttpError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+                retry_after_ms: None,
+            },
+        };
+        json(status, serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+fn json(status: StatusCode, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Serves one HTTP request.
+pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let r = match (req.method(), req.uri().path()) {
+        (&hyper::Method::GET, "/health") => {
+            if edge.healthy().await {
+                Ok(json(StatusCode::OK, r#"{"status":"ok"}"#.into()))
+            } else {
+                Err(HttpError::Unavailable)
+            }
+        }
+        (&hyper::Method::GET, "/metrics") => {
+            let mut r = Response::new(Full::new(Bytes::from(edge.metrics.render(&edge.id))));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            Ok(r)
+        }
+        (&hyper::Method::GET, "/ws") => upgrade(edge, req).await,
+        _ => Err(HttpError::NotFound),
+    };
+    Ok(r.unwrap_or_else(|e| e.response()))
+}
+
+fn token_of(req: &Request<Incoming>) -> Option<String> {
+    if let Some(q) = req.uri().query() {
+        for pair in q.split('&') {
+            if let Some(t) = pair.strip_prefix("token=") {
+                return Some(t.to_owned());
+            }
+        }
+    }
+    let h = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer(h).map(str::to_owned)
+}
+
+fn header_has(req: &Request<Incoming>, name: header::HeaderName, word: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case(word)))
+    })
+}
+
+async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, HttpError> {
+    let claims: Claims = token_of(&req)
+        .and_then(|t| edge.config.jwt.verify(&t).ok())
+        .ok_or(HttpError::Unauthorized)?;
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let ok = origin
+            .to_str()
+            .is_ok_and(|o| edge.config.allowed_origins.iter().any(|a| a == o));
+        if !ok {
+            return Err(HttpError::Forbidden);
+        }
+    }
+    if !header_has(&req, header::UPGRADE, "websocket")
+        || !header_has(&req, header::CONNECTION, "upgrade")
+    {
+        return Err(HttpError::BadRequest("expected a WebSocket upgrade"));
+    }
+    let key = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(HttpError::BadRequest("missing Sec-WebSocket-Key"))?;
+    let accept = derive_accept_key(key.as_bytes());
+    if edge.draining.load(Relaxed) {
+        return Err(HttpError::Unavailable);
+    }
+
+    // Register first (and wait for `user-{id}` to be subscribed), then read the channels:
+    // a membership change after this read reaches the socket as an event.
+    let cfg = &edge.config;
+    let queue = OutQueue::new(cfg.out_queue_frames, cfg.out_queue_bytes);
+    let (socket, subscribed) = edge.hub.open_socket(claims.sub, &claims.name, queue);
+    let setup = async {
+        let _ = tokio::time::timeout(Duration::from_secs(5), subscribed).await;
+        let user = edge.store.user_by_id(claims.sub).await?;
+        let channels = edge.store.my_channels(claims.sub).await?;
+        Ok::<_, shared::store::StoreError>((user, channels))
+    };
+    let (user, channels) = match setup.await {
+        Ok((Some(user), channels)) => (user, channels),
+        Ok((None, _)) => {
+            edge.hub.close_socket(&socket);
+            return Err(HttpError::Unauthorized);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "socket setup failed");
+            edge.hub.close_socket(&socket);
+            return Err(HttpError::Unavailable);
+        }
+    };
+    let ids: Vec<(i64, i64)> = channels.iter().map(|c| (c.id, c.last_seq)).collect();
+    let ready: tokio_tungstenite::tungstenite::Utf8Bytes = ServerFrame::Ready {
+        session_id: uuid::Uuid::new_v4().to_string(),
+        user,
+        edge: edge.id.clone(),
+        channels,
+    }
+    .to_json()
+    .into();
+    let _ = edge.presence.send(PresenceCmd::Opened {
+        user: claims.sub,
+        channels: ids.iter().map(|(c, _)| *c).collect(),
+    });
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let e = edge.clone();
+    edge.tracker.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let max = e.config.limits.max_frame_bytes;
+                let ws_cfg = WebSocketConfig::default()
+                    .read_buffer_size(4096)
+                    .write_buffer_size(8192)
+                    .max_write_buffer_size(max.max(4096) * 4)
+                    .max_frame_size(Some(max))
+                    .max_message_size(Some(max));
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_cfg))
+                        .await;
+                crate::session::run(e, ws, socket, ready, ids, claims.exp).await;
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "upgrade failed");
+                e.hub.close_socket(&socket);
+                let _ = e.presence.send(PresenceCmd::Closed {
+                    user: claims.sub,
+                    channels: ids.iter().map(|(c, _)| *c).collect(),
+                });
+            }
+        }
+    });
+
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    Ok(r)
+}

@@ -1,0 +1,302 @@
+//! Local maps of the edge: sockets, user id -> sockets, channel id -> local sockets, and the
+//! decisions to SUBSCRIBE / UNSUBSCRIBE Redis topics that follow from them.
+//!
+//! Lock order: a socket's `state` lock, then the hub's `channels` or `users` lock. No lock is
+//! held across an `.await`. Subscribe and unsubscribe commands are queued to the subscription
+//! manager while the map lock is held, so Redis sees them in the order the maps changed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::channel::ChannelCmd;
+use crate::queue::OutQueue;
+use crate::ratelimit::TokenBucket;
+use crate::subs::SubCmd;
+
+pub type SocketId = u64;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One connected socket, shared by its session task, channel tasks and control events.
+#[derive(Debug)]
+pub struct SocketHandle {
+    pub id: SocketId,
+    pub user_id: i64,
+    pub username: String,
+    pub queue: OutQueue,
+    pub bucket: Arc<Mutex<TokenBucket>>,
+    state: Mutex<SocketState>,
+}
+
+#[derive(Debug, Default)]
+struct SocketState {
+    /// `ready` has been queued; before that, control events wait in `pending`.
+    ready: bool,
+    closed: bool,
+    channels: HashSet<i64>,
+    pending: Vec<UserEvent>,
+}
+
+/// A membership change of a user, from `user-{id}`.
+#[derive(Debug, Clone)]
+pub enum UserEvent {
+    Added {
+        channel_id: i64,
+        last_seq: i64,
+        payload: Utf8Bytes,
+    },
+    Removed {
+        channel_id: i64,
+        payload: Utf8Bytes,
+    },
+}
+
+impl SocketHandle {
+    pub fn is_member(&self, channel_id: i64) -> bool {
+        lock(&self.state).channels.contains(&channel_id)
+    }
+
+    pub fn channel_ids(&self) -> Vec<i64> {
+        lock(&self.state).channels.iter().copied().collect()
+    }
+}
+
+struct ChannelEntry {
+    tx: mpsc::UnboundedSender<ChannelCmd>,
+    sockets: HashMap<SocketId, Arc<SocketHandle>>,
+}
+
+struct UserEntry {
+    sockets: HashMap<SocketId, Arc<SocketHandle>>,
+    bucket: Arc<Mutex<TokenBucket>>,
+}
+
+/// The local maps. Channel tasks are started through `spawn_channel`.
+pub struct Hub {
+    next_id: AtomicU64,
+    channels: Mutex<HashMap<i64, ChannelEntry>>,
+    users: Mutex<HashMap<i64, UserEntry>>,
+    subs: mpsc::UnboundedSender<SubCmd>,
+    spawn_channel: Box<dyn Fn(i64, i64) -> mpsc::UnboundedSender<ChannelCmd> + Send + Sync>,
+    new_bucket: Box<dyn Fn() -> TokenBucket + Send + Sync>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// `spawn_channel(channel_id, start_seq)` starts the task of a channel that just got its
+    /// first local socket.
+    pub fn new(
+        subs: mpsc::UnboundedSender<SubCmd>,
+        spawn_channel: impl Fn(i64, i64) -> mpsc::UnboundedSender<ChannelCmd> + Send + Sync + 'static,
+        new_bucket: impl Fn() -> TokenBucket + Send + Sync + 'static,
+    ) -> Self {
+        Hub {
+            next_id: AtomicU64::new(1),
+            channels: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+            subs,
+            spawn_channel: Box::new(spawn_channel),
+            new_bucket: Box::new(new_bucket),
+        }
+    }
+
+    /// Registers a new socket of `user_id` (not yet in any channel) and makes sure `user-{id}`
+    /// is subscribed; the returned receiver fires once the subscription is confirmed.
+    pub fn open_socket(
+        &self,
+        user_id: i64,
+        username: &str,
+        queue: OutQueue,
+    ) -> (Arc<SocketHandle>, oneshot::Receiver<()>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (done_tx, done_rx) = oneshot::channel();
+        let mut users = lock(&self.users);
+        let entry = users.entry(user_id).or_insert_with(|| {
+            let _ = self.subs.send(SubCmd::Subscribe(shared::topics::user(user_id)));
+            UserEntry {
+                sockets: HashMap::new(),
+                bucket: Arc::new(Mutex::new((self.new_bucket)())),
+            }
+        });
+        let handle = Arc::new(SocketHandle {
+            id,
+            user_id,
+            username: username.to_owned(),
+            queue,
+            bucket: entry.bucket.clone(),
+            state: Mutex::new(SocketState::default()),
+        });
+        entry.sockets.insert(id, handle.clone());
+        let _ = self.subs.send(SubCmd::Barrier(done_tx));
+        (handle, done_rx)
+    }
+
+    /// Queues `ready`, then joins the socket to its channels at the seqs `ready` announced,
+    /// then applies control events that arrived meanwhile.
+    pub fn activate(&self, s: &Arc<SocketHandle>, ready: Utf8Bytes, channels: &[(i64, i64)]) {
+        let mut st = lock(&s.state);
+        if st.closed {
+            return;
+        }
+        s.queue.push(ready);
+        for &(ch, last_seq) in channels {
+            if st.channels.insert(ch) {
+                self.join_channel(s, ch, last_seq);
+            }
+        }
+        st.ready = true;
+        for ev in std::mem::take(&mut st.pending) {
+            self.apply(s, &mut st, ev);
+        }
+    }
+
+    /// Unregisters a socket from every map; returns how many sockets its user still has here.
+    pub fn close_socket(&self, s: &Arc<SocketHandle>) -> usize {
+        let channels: Vec<i64> = {
+            let mut st = lock(&s.state);
+            st.closed = true;
+            st.channels.drain().collect()
+        };
+        for ch in channels {
+            self.leave_channel(s.id, ch);
+        }
+        let mut users = lock(&self.users);
+        let left = match users.get_mut(&s.user_id) {
+            Some(u) => {
+                u.sockets.remove(&s.id);
+                u.sockets.len()
+            }
+            None => 0,
+        };
+        if left == 0 && users.remove(&s.user_id).is_some() {
+            let _ = self
+                .subs
+                .send(SubCmd::Unsubscribe(shared::topics::user(s.user_id)));
+        }
+        left
+    }
+
+    /// A `user-{id}` event: applied to each of the user's sockets here.
+    pub fn user_event(&self, user_id: i64, ev: UserEvent) {
+        let sockets: Vec<Arc<SocketHandle>> = match lock(&self.users).get(&user_id) {
+            Some(u) => u.sockets.values().cloned().collect(),
+            None => return,
+        };
+        for s in sockets {
+            let mut st = lock(&s.state);
+            if st.closed {
+                continue;
+            }
+            if !st.ready {
+                st.pending.push(ev.clone());
+                continue;
+            }
+            self.apply(&s, &mut st, ev.clone());
+        }
+    }
+
+    fn apply(&self, s: &Arc<SocketHandle>, st: &mut SocketState, ev: UserEvent) {
+        match ev {
+            UserEvent::Added {
+                channel_id,
+                last_seq,
+                payload,
+            } => {
+                if st.channels.insert(channel_id) {
+                    s.queue.push(payload);
+                    self.join_channel(s, channel_id, last_seq);
+                }
+            }
+            UserEvent::Removed {
+                channel_id,
+                payload,
+            } => {
+                if st.channels.remove(&channel_id) {
+                    self.leave_channel(s.id, channel_id);
+                    s.queue.push(payload);
+                }
+            }
+        }
+    }
+
+    /// Called with the socket's state lock held (lock order: socket, then channels).
+    fn join_channel(&self, s: &Arc<SocketHandle>, ch: i64, cursor: i64) {
+        let mut channels = lock(&self.channels);
+        let entry = channels.entry(ch).or_insert_with(|| {
+            let _ = self.subs.send(SubCmd::Subscribe(shared::topics::channel(ch)));
+            ChannelEntry {
+                tx: (self.spawn_channel)(ch, cursor),
+                sockets: HashMap::new(),
+            }
+        });
+        entry.sockets.insert(s.id, s.clone());
+        let _ = entry.tx.send(ChannelCmd::Add {
+            socket: s.clone(),
+            cursor,
+        });
+    }
+
+    fn leave_channel(&self, id: SocketId, ch: i64) {
+        let mut channels = lock(&self.channels);
+        let Some(entry) = channels.get_mut(&ch) else {
+            return;
+        };
+        entry.sockets.remove(&id);
+        let _ = entry.tx.send(ChannelCmd::Remove { socket: id });
+        if entry.sockets.is_empty() {
+            let _ = entry.tx.send(ChannelCmd::Stop);
+            channels.remove(&ch);
+            let _ = self
+                .subs
+                .send(SubCmd::Unsubscribe(shared::topics::channel(ch)));
+        }
+    }
+
+    /// The task of a channel with local sockets, to route an event to.
+    pub fn channel(&self, ch: i64) -> Option<mpsc::UnboundedSender<ChannelCmd>> {
+        lock(&self.channels).get(&ch).map(|e| e.tx.clone())
+    }
+
+    /// Every channel with local sockets, with its task.
+    pub fn channels(&self) -> Vec<(i64, mpsc::UnboundedSender<ChannelCmd>)> {
+        lock(&self.channels)
+            .iter()
+            .map(|(id, e)| (*id, e.tx.clone()))
+            .collect()
+    }
+
+    /// Local sockets in any of `channels`, each once, except those of `except_user`.
+    pub fn sockets_in(&self, channels: &[i64], except_user: i64) -> Vec<Arc<SocketHandle>> {
+        let map = lock(&self.channels);
+        let mut seen = HashMap::new();
+        for ch in channels {
+            if let Some(e) = map.get(ch) {
+                for (id, s) in &e.sockets {
+                    if s.user_id != except_user {
+                        seen.entry(*id).or_insert_with(|| s.clone());
+                    }
+                }
+            }
+        }
+        seen.into_values().collect()
+    }
+
+    /// Every local socket.
+    pub fn all_sockets(&self) -> Vec<Arc<SocketHandle>> {
+        lock(&self.users)
+            .values()
+            .flat_map(|u| u.sockets.values().cloned())
+            .collect()
+    }
+}

@@ -1,0 +1,175 @@
+//! The edge server: a stateless WebSocket gateway (SPEC sections 4 and 5). It holds client
+//! sockets, subscribes one Redis connection to the topics its sockets need, puts each
+//! channel's messages in `seq` order (filling holes from PostgreSQL), and delivers them once
+//! to every local member.
+
+mod channel;
+pub mod config;
+mod edge;
+mod fanout;
+mod frames;
+mod http;
+mod hub;
+pub mod metrics;
+mod presence;
+mod queue;
+mod ratelimit;
+mod sender;
+mod session;
+mod subs;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use anyhow::Context;
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::ClientLike;
+use fred::types::config::{Config as RedisConfig, PerformanceConfig, ReconnectPolicy};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use shared::store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+use edge::Edge;
+
+fn redis_perf() -> PerformanceConfig {
+    PerformanceConfig {
+        default_command_timeout: Duration::from_secs(3),
+        broadcast_channel_capacity: 1 << 16,
+        ..Default::default()
+    }
+}
+
+async fn connect_redis(url: &str) -> anyhow::Result<(Client, SubscriberClient)> {
+    let cfg = RedisConfig::from_url(url).context("parse REDIS_URL")?;
+    let policy = || Some(ReconnectPolicy::new_constant(0, 100));
+    let client = Client::new(cfg.clone(), Some(redis_perf()), None, policy());
+    let sub = SubscriberClient::new(cfg, Some(redis_perf()), None, policy());
+    for c in [&client, &sub.to_client()] {
+        let _ = c.connect();
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        client.wait_for_connect().await?;
+        sub.wait_for_connect().await
+    })
+    .await
+    .context("connect to Redis: timed out")?
+    .context("connect to Redis")?;
+    Ok((client, sub))
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then drains: `/health` turns 503, no new
+/// sockets, every socket closes with 1012 (spread over `drain_spread`), presence is released.
+pub async fn run(
+    mut config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let port = listener.local_addr()?.port();
+    if config.edge_id.is_empty() {
+        config.edge_id = format!("edge-{port}");
+    }
+    let store = Store::connect(&config.database_url, config.db_pool_size)?;
+    let (redis, sub) = connect_redis(&config.redis_url).await?;
+
+    let tasks = CancellationToken::new();
+    let presence_stop = CancellationToken::new();
+    let (subs_tx, subs_rx) = mpsc::unbounded_channel();
+    let (presence_tx, presence_rx) = mpsc::unbounded_channel();
+    let (pub_tx, pub_rx) = mpsc::channel(1 << 16);
+    let (sends, sends_rx) = sender::SendQueue::new(1 << 14);
+    let limits = config.limits.clone();
+    let edge = Arc::new_cyclic(|weak: &Weak<Edge>| {
+        let weak = weak.clone();
+        Edge {
+            id: config.edge_id.clone(),
+            hub: hub::Hub::new(
+                subs_tx,
+                move |ch, start| match weak.upgrade() {
+                    Some(edge) => channel::spawn(edge, ch, start),
+                    None => mpsc::unbounded_channel().0,
+                },
+                move || ratelimit::TokenBucket::new(limits.send_rate_per_sec, limits.send_burst),
+            ),
+            config,
+            store,
+            redis: redis.clone(),
+            metrics: metrics::Metrics::default(),
+            sends,
+            publisher: pub_tx,
+            presence: presence_tx,
+            draining: Default::default(),
+            tracker: TaskTracker::new(),
+        }
+    });
+    tracing::info!(edge = %edge.id, port, "edge listening");
+
+    let background = TaskTracker::new();
+    background.spawn(subs::run(edge.clone(), sub.clone(), subs_rx, tasks.clone()));
+    background.spawn(fanout::run(edge.clone(), sub.clone(), tasks.clone()));
+    background.spawn(sender::publisher(edge.clone(), redis.clone(), pub_rx, tasks.clone()));
+    for _ in 0..edge.config.send_workers.max(1) {
+        background.spawn(sender::worker(edge.clone(), sends_rx.clone(), tasks.clone()));
+    }
+    background.spawn(presence::run(edge.clone(), presence_rx, presence_stop.clone()));
+
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let e = edge.clone();
+        edge.tracker.spawn(async move {
+            let svc = service_fn(move |req| http::handle(e.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    drain(&edge).await;
+    presence_stop.cancel();
+    tasks.cancel();
+    background.close();
+    let _ = tokio::time::timeout(Duration::from_secs(3), background.wait()).await;
+    let _ = redis.quit().await;
+    let _ = sub.quit().await;
+    tracing::info!(edge = %edge.id, "edge stopped");
+    Ok(())
+}
+
+/// Closes every socket with 1012, spread over `drain_spread`, and waits for them.
+async fn drain(edge: &Arc<Edge>) {
+    edge.draining.store(true, Relaxed);
+    let sockets = edge.hub.all_sockets();
+    tracing::info!(edge = %edge.id, sockets = sockets.len(), "draining");
+    let n = sockets.len().max(1) as u32;
+    let step = edge.config.drain_spread / n;
+    for s in sockets {
+        s.queue.close(session::RESTARTING, "edge restarting");
+        if !step.is_zero() {
+            tokio::time::sleep(step).await;
+        }
+    }
+    edge.tracker.close();
+    if tokio::time::timeout(edge.config.drain_timeout, edge.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(edge = %edge.id, "drain timed out with sockets still open");
+    }
+}

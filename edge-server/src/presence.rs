@@ -1,0 +1,137 @@
+//! Cluster-wide presence (SPEC 5.6) on top of `shared::presence`: one task per edge applies
+//! socket opens and closes in order, refreshes the edge's lease, sweeps dead edges, and
+//! publishes `PresenceEvent`s when a user's first socket in the cluster opens or last closes.
+
+use std::sync::Arc;
+
+use fred::clients::Client;
+use fred::interfaces::{HashesInterface, KeysInterface, PubsubInterface, SetsInterface};
+use shared::presence::{self as sp, PresenceEvent};
+use shared::protocol::PresenceStatus;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::edge::Edge;
+
+#[derive(Debug)]
+pub enum PresenceCmd {
+    Opened { user: i64, channels: Vec<i64> },
+    Closed { user: i64, channels: Vec<i64> },
+}
+
+/// Whether `user` has a socket on a live edge other than `me`.
+async fn online_elsewhere(r: &Client, me: &str, user: i64) -> fred::prelude::FredResult<bool> {
+    let edges: Vec<String> = r.smembers(sp::EDGES_KEY).await?;
+    for e in edges.iter().filter(|e| e.as_str() != me) {
+        let alive: i64 = r.exists(sp::lease_key(e)).await?;
+        if alive == 1 {
+            let has: bool = r.hexists(sp::edge_key(e), user).await?;
+            if has {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+async fn announce(r: &Client, user: i64, status: PresenceStatus, channels: Vec<i64>) {
+    let ev = PresenceEvent {
+        user_id: user,
+        status,
+        channels,
+    };
+    let payload = serde_json::to_string(&ev).unwrap_or_default();
+    if let Err(e) = r.publish::<i64, _, _>(sp::TOPIC, payload).await {
+        tracing::warn!(user, error = %e, "presence publish failed");
+    }
+}
+
+/// Runs until `shutdown`, then releases the edge's presence and announces its users offline.
+pub async fn run(
+    edge: Arc<Edge>,
+    mut rx: mpsc::UnboundedReceiver<PresenceCmd>,
+    shutdown: CancellationToken,
+) {
+    let r = edge.redis.clone();
+    let me = edge.id.clone();
+    let mut tick = tokio::time::interval(sp::LEASE_REFRESH);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            cmd = rx.recv() => match cmd {
+                None => break,
+                Some(PresenceCmd::Opened { user, channels }) => {
+                    match sp::socket_opened(&r, &me, user).await {
+                        Ok(1) => {
+                            if !online_elsewhere(&r, &me, user).await.unwrap_or(false) {
+                                announce(&r, user, PresenceStatus::Online, channels).await;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(user, error = %e, "presence open failed"),
+                    }
+                }
+                Some(PresenceCmd::Closed { user, channels }) => {
+                    match sp::socket_closed(&r, &me, user).await {
+                        Ok(n) if n <= 0 => {
+                            if !online_elsewhere(&r, &me, user).await.unwrap_or(true) {
+                                announce(&r, user, PresenceStatus::Offline, channels).await;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(user, error = %e, "presence close failed"),
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                if let Err(e) = sp::refresh_lease(&r, &me).await {
+                    tracing::warn!(edge = %me, error = %e, "lease refresh failed");
+                    continue;
+                }
+                match sp::sweep_dead_edges(&r).await {
+                    Ok(users) => {
+                        for u in users {
+                            if sp::online_users(&r).await.map(|s| s.contains(&u)).unwrap_or(true) {
+                                continue;
+                            }
+                            let channels = edge
+                                .store
+                                .my_channels(u)
+                                .await
+                                .map(|c| c.into_iter().map(|c| c.id).collect())
+                                .unwrap_or_default();
+                            announce(&r, u, PresenceStatus::Offline, channels).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(edge = %me, error = %e, "presence sweep failed"),
+                }
+            }
+        }
+    }
+    // Drain what the closing sockets reported, then give the rest up at once.
+    while let Ok(cmd) = rx.try_recv() {
+        if let PresenceCmd::Closed { user, channels } = cmd {
+            if let Ok(n) = sp::socket_closed(&r, &me, user).await {
+                if n <= 0 && !online_elsewhere(&r, &me, user).await.unwrap_or(true) {
+                    announce(&r, user, PresenceStatus::Offline, channels).await;
+                }
+            }
+        }
+    }
+    match sp::release(&r, &me).await {
+        Ok(users) => {
+            for u in users {
+                if !online_elsewhere(&r, &me, u).await.unwrap_or(true) {
+                    let channels = edge
+                        .store
+                        .my_channels(u)
+                        .await
+                        .map(|c| c.into_iter().map(|c| c.id).collect())
+                        .unwrap_or_default();
+                    announce(&r, u, PresenceStatus::Offline, channels).await;
+                }
+            }
+        }
+        Err(e) => tracing::warn!(edge = %me, error = %e, "presence release failed"),
+    }
+}

@@ -1,0 +1,127 @@
+//! The bounded outbound queue of one socket. Producers (fanout, control events, the socket's
+//! own replies) never wait on it: when a push would pass the frame or byte bound, the queue
+//! drops what it holds and asks its socket to close with 4008 (slow consumer).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// Close code for a socket that cannot keep up.
+pub const SLOW_CONSUMER: u16 = 4008;
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// This push overflowed the queue: the socket is now closing with 4008.
+    Overflow,
+    /// The socket is already closing; the frame was dropped.
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    frames: VecDeque<Utf8Bytes>,
+    bytes: usize,
+    close: Option<(u16, &'static str)>,
+}
+
+/// A single-consumer queue of text frames, shared (`Arc`) by every producer of one socket.
+#[derive(Debug)]
+pub struct OutQueue {
+    inner: Mutex<Inner>,
+    notify: Notify,
+    max_frames: usize,
+    max_bytes: usize,
+}
+
+impl OutQueue {
+    pub fn new(max_frames: usize, max_bytes: usize) -> Self {
+        OutQueue {
+            inner: Mutex::new(Inner::default()),
+            notify: Notify::new(),
+            max_frames,
+            max_bytes,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a frame within the bounds.
+    pub fn push(&self, frame: Utf8Bytes) -> Pushed {
+        self.push_inner(frame, true)
+    }
+
+    /// Queues a frame the socket itself asked for (a `resume` replay), ignoring the bounds:
+    /// its size is capped by `RESUME_MAX` rather than by the rate of others.
+    pub fn push_requested(&self, frame: Utf8Bytes) -> Pushed {
+        self.push_inner(frame, false)
+    }
+
+    fn push_inner(&self, frame: Utf8Bytes, bounded: bool) -> Pushed {
+        let pushed = {
+            let mut q = self.lock();
+            if q.close.is_some() {
+                return Pushed::Closed;
+            }
+            let len = frame.len();
+            if bounded
+                && (q.frames.len() >= self.max_frames || q.bytes + len > self.max_bytes)
+            {
+                q.frames = VecDeque::new();
+                q.bytes = 0;
+                q.close = Some((SLOW_CONSUMER, "slow consumer"));
+                Pushed::Overflow
+            } else {
+                q.bytes += len;
+                q.frames.push_back(frame);
+                Pushed::Queued
+            }
+        };
+        self.notify.notify_one();
+        pushed
+    }
+
+    /// Asks the socket to close with `code` once it has written what is queued (1012 on
+    /// drain) or at once (4008). The first close asked for wins.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        {
+            let mut q = self.lock();
+            if q.close.is_none() {
+                q.close = Some((code, reason));
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Waits until something is queued or a close is asked for.
+    pub async fn ready(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Takes every queued frame (up to `max` of them), and the close request if any.
+    pub fn take(&self, max: usize, out: &mut Vec<Utf8Bytes>) -> Option<(u16, &'static str)> {
+        let mut q = self.lock();
+        let n = q.frames.len().min(max);
+        let mut taken = 0;
+        for f in q.frames.drain(..n) {
+            taken += f.len();
+            out.push(f);
+        }
+        q.bytes = q.bytes.saturating_sub(taken);
+        if !q.frames.is_empty() {
+            // More to take: keep the writer awake.
+            self.notify.notify_one();
+        }
+        q.close
+    }
+
+    /// Whether the socket was told to close because it overflowed.
+    pub fn overflowed(&self) -> bool {
+        matches!(self.lock().close, Some((SLOW_CONSUMER, _)))
+    }
+}
