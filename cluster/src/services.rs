@@ -1,0 +1,206 @@
+//! The stateful services the launcher starts when no URL is given: PostgreSQL (initdb on
+//! first run, data kept across runs, database `chat` created and migrated) and Redis; plus
+//! the JWT secret kept in the data dir.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::process;
+
+/// The database the cluster uses on a PostgreSQL it starts.
+pub const DB_NAME: &str = "chat";
+
+/// Finds a PostgreSQL binary: `$PG_BIN`, the distribution's versioned dirs, then `PATH`.
+pub fn pg_bin(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return PathBuf::from(dir).join(name);
+    }
+    for v in (12..=20).rev() {
+        let p = PathBuf::from(format!("/usr/lib/postgresql/{v}/bin/{name}"));
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from(name)
+}
+
+/// Runs `initdb` into `dir` unless it already holds a cluster. Returns true when it created one.
+pub fn init_pg(dir: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<bool> {
+    if dir.join("PG_VERSION").exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+            .with_context(|| format!("chown {} to postgres", dir.display()))?;
+    }
+    let mut cmd = Command::new(pg_bin("initdb"));
+    cmd.arg("-D")
+        .arg(dir)
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+        .arg("--no-instructions")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    as_owner(&mut cmd, owner);
+    let out = cmd
+        .output()
+        .context("run initdb (is PostgreSQL installed?)")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "initdb into {} failed (the postgres user must be able to reach that directory): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(true)
+}
+
+/// The `postgres` command serving `dir` on 127.0.0.1:`port` (TCP only, no Unix socket).
+pub fn pg_command(dir: &Path, port: u16, owner: Option<(u32, u32)>) -> Command {
+    let mut cmd = Command::new(pg_bin("postgres"));
+    cmd.arg("-D")
+        .arg(dir)
+        .args(["-p", &port.to_string(), "-k", ""])
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "max_connections=400", "-c", "shared_buffers=128MB"]);
+    as_owner(&mut cmd, owner);
+    cmd
+}
+
+fn as_owner(cmd: &mut Command, owner: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = owner {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(uid).gid(gid);
+    }
+}
+
+/// Waits until PostgreSQL on `port` accepts, creates database `chat` if missing, and
+/// applies the migrations. Returns the database URL.
+pub async fn prepare_pg(port: u16, timeout: Duration) -> anyhow::Result<String> {
+    let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let deadline = Instant::now() + timeout;
+    let admin = loop {
+        match connect(&admin_url).await {
+            Ok(c) => break c,
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DB_NAME])
+        .await?
+        .is_some();
+    if !exists {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {DB_NAME}"))
+            .await
+            .context("create database chat")?;
+    }
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{DB_NAME}");
+    migrate(&url).await?;
+    Ok(url)
+}
+
+/// Applies the schema migrations to `url` (idempotent, under an advisory lock).
+pub async fn migrate(url: &str) -> anyhow::Result<usize> {
+    let mut c = connect(url).await?;
+    shared::store::migrate::run(&mut c).await
+}
+
+async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connect to {url}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// The `redis-server` command on 127.0.0.1:`port`, working dir `dir`, no persistence
+/// (Redis only carries pub/sub and presence leases; PostgreSQL is the source of truth).
+pub fn redis_command(dir: &Path, port: u16) -> Command {
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(["--maxclients", "10000"]);
+    cmd
+}
+
+/// Reads `path`, or writes 32 random bytes (64 hex characters) into it with mode 0600.
+pub fn jwt_secret(path: &Path) -> anyhow::Result<String> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        let s = s.trim().to_owned();
+        if s.len() >= shared::auth::MIN_SECRET_BYTES {
+            return Ok(s);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)
+        .context("read /dev/urandom")?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("write {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    writeln!(f, "{secret}")?;
+    Ok(secret)
+}
+
+/// Spawns `cmd` (dying with the launcher) with stdout and stderr appended to `log`.
+pub fn spawn_logged(mut cmd: Command, log: &Path) -> anyhow::Result<std::process::Child> {
+    let name = cmd_name(&cmd);
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("open {}", log.display()))?;
+    let err = out.try_clone()?;
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    process::spawn(cmd).with_context(|| format!("spawn {name} (is it installed?)"))
+}
+
+fn cmd_name(cmd: &Command) -> String {
+    cmd.get_program().to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_secret_is_created_private_and_reused() {
+        let dir = std::env::temp_dir().join(format!("jwt-{}", uuid_like()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let path = dir.join("jwt_secret");
+        let a = jwt_secret(&path).unwrap_or_default();
+        assert_eq!(a.len(), 64);
+        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode.ok(), Some(0o600));
+        assert_eq!(jwt_secret(&path).unwrap_or_default(), a);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn uuid_like() -> String {
+        format!(
+            "{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        )
+    }
+}
