@@ -1,0 +1,208 @@
+//! The delivery accounting catches every loss, duplicate and reorder, and the percentiles and
+//! flag parsers say what they should.
+#![allow(clippy::unwrap_used)]
+
+use loadtest::{
+    accounting::{tally_tracks, Acked, Bitmap, Delivery, Tally, Track},
+    args::{parse_duration, parse_ip_range, Args},
+    frames::{self, Incoming},
+    stats::{Latency, Percentiles},
+};
+use std::{collections::HashMap, net::Ipv4Addr, time::Duration};
+
+fn acked(channel: i64, seqs: impl IntoIterator<Item = i64>) -> Acked {
+    let mut a = Acked::default();
+    for s in seqs {
+        a.insert(channel, s);
+    }
+    a
+}
+
+fn tally(track: Track, acked: &Acked) -> Tally {
+    let mut t = Tally::default();
+    tally_tracks(&mut t, acked, &HashMap::from([(7, track)]));
+    t
+}
+
+#[test]
+fn every_acked_seq_received_in_order_is_clean() {
+    let mut t = Track::new(0);
+    for s in 1..=100 {
+        assert_eq!(t.on_message(s), Delivery::InOrder);
+    }
+    let r = tally(t, &acked(7, 1..=100));
+    assert_eq!((r.expected, r.received, r.lost), (100, 100, 0));
+    assert!(r.clean());
+}
+
+#[test]
+fn a_gap_is_counted_as_lost() {
+    let mut t = Track::new(0);
+    for s in (1..=10).filter(|s| *s != 4 && *s != 9) {
+        t.on_message(s);
+    }
+    let r = tally(t, &acked(7, 1..=10));
+    assert_eq!((r.expected, r.received, r.lost), (10, 8, 2));
+    assert!(!r.clean());
+}
+
+#[test]
+fn a_repeated_seq_is_a_duplicate() {
+    let mut t = Track::new(0);
+    t.on_message(1);
+    t.on_message(2);
+    assert_eq!(t.on_message(2), Delivery::Duplicate);
+    let r = tally(t, &acked(7, 1..=2));
+    assert_eq!((r.received, r.duplicated, r.lost), (2, 1, 0));
+    assert!(!r.clean());
+}
+
+#[test]
+fn a_lower_seq_after_a_higher_one_is_out_of_order() {
+    let mut t = Track::new(0);
+    t.on_message(1);
+    t.on_message(3);
+    assert_eq!(t.on_message(2), Delivery::OutOfOrder);
+    let r = tally(t, &acked(7, 1..=3));
+    assert_eq!(
+        (r.received, r.out_of_order, r.lost, r.duplicated),
+        (3, 1, 0, 0)
+    );
+    assert!(!r.clean());
+}
+
+#[test]
+fn seqs_before_the_socket_was_ready_are_not_expected() {
+    let mut t = Track::new(50);
+    assert_eq!(t.on_message(50), Delivery::BeforeStart);
+    t.on_message(51);
+    t.on_message(52);
+    let r = tally(t, &acked(7, 1..=52));
+    assert_eq!((r.expected, r.received, r.lost), (2, 2, 0));
+}
+
+#[test]
+fn the_senders_own_ack_counts_as_its_delivery() {
+    let mut t = Track::new(0);
+    t.on_message(1);
+    t.on_ack(2);
+    t.on_message(3);
+    let r = tally(t, &acked(7, 1..=3));
+    assert_eq!(r.lost, 0);
+    assert!(r.clean());
+}
+
+#[test]
+fn unacked_deliveries_are_reported_but_not_expected() {
+    let mut t = Track::new(0);
+    t.on_message(1);
+    t.on_message(2);
+    let r = tally(t, &acked(7, [1]));
+    assert_eq!((r.expected, r.received, r.unacked_deliveries), (1, 2, 1));
+    assert!(r.clean());
+}
+
+#[test]
+fn resume_replays_are_allowed_but_later_duplicates_are_not() {
+    let mut t = Track::new(0);
+    t.on_message(1);
+    t.on_message(2);
+    t.on_message(4);
+    assert_eq!(t.contiguous(), 2);
+    t.begin_replay(2);
+    assert_eq!(t.on_message(3), Delivery::InOrder);
+    assert_eq!(t.on_message(4), Delivery::Replayed);
+    assert_eq!(t.on_message(5), Delivery::InOrder);
+    t.end_replay();
+    assert_eq!(t.on_message(5), Delivery::Duplicate);
+    let r = tally(t, &acked(7, 1..=5));
+    assert_eq!((r.lost, r.replayed, r.duplicated), (0, 1, 1));
+}
+
+#[test]
+fn bitmap_counts_and_iterates_members() {
+    let mut b = Bitmap::default();
+    assert!(b.insert(0));
+    assert!(b.insert(200));
+    assert!(!b.insert(200));
+    assert_eq!(b.len(), 2);
+    assert_eq!(b.iter().collect::<Vec<_>>(), vec![0, 200]);
+    assert!(!b.contains(199));
+}
+
+#[test]
+fn percentiles_come_from_the_histogram() {
+    let l = Latency::default();
+    for i in 1..=1000u64 {
+        l.record(i as usize, i * 1000);
+    }
+    let p = Percentiles::of(&l.merged());
+    assert_eq!(p.count, 1000);
+    assert!((p.p50_ms - 500.0).abs() < 1.0, "{p:?}");
+    assert!((p.p99_ms - 990.0).abs() < 1.0, "{p:?}");
+    assert!((p.max_ms - 1000.0).abs() < 1.0, "{p:?}");
+    assert_eq!(
+        Percentiles::of(&Latency::default().merged()),
+        Percentiles::default()
+    );
+}
+
+#[test]
+fn frames_parse_the_fields_the_accounting_needs() {
+    let content = frames::content(123_456, 32);
+    assert_eq!(content.len(), 32);
+    assert_eq!(frames::sent_micros(&content), Some(123_456));
+    let msg = format!(
+        r#"{{"type":"message","message":{{"id":"1","channel_id":5,"seq":9,"sender_id":1,"sender":"a","content":"{content}","reply_to":null,"client_msg_id":"c","created_at":"2026-11-22T00:00:00Z"}}}}"#
+    );
+    assert_eq!(
+        frames::parse(&msg),
+        Incoming::Message {
+            channel_id: 5,
+            seq: 9,
+            sent_micros: Some(123_456)
+        }
+    );
+    let err = r#"{"type":"error","code":"rate_limited","message":"slow down","client_msg_id":"3-1","retry_after_ms":40}"#;
+    assert_eq!(
+        frames::parse(err),
+        Incoming::Error {
+            code: "rate_limited".into(),
+            client_msg_id: Some("3-1".into()),
+            retry_after_ms: Some(40)
+        }
+    );
+    assert_eq!(frames::parse(r#"{"type":"resumed"}"#), Incoming::Resumed);
+    assert_eq!(frames::parse("not json"), Incoming::Other);
+}
+
+#[test]
+fn flags_parse_durations_ranges_and_scenario_defaults() {
+    assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+    assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+    assert!(parse_duration("3 parsecs").is_err());
+    let r = parse_ip_range("127.0.0.1-127.0.0.50").unwrap();
+    assert_eq!(r.len(), 50);
+    assert_eq!(r.nth(49), Ipv4Addr::new(127, 0, 0, 50));
+    assert_eq!(r.nth(50), Ipv4Addr::new(127, 0, 0, 1));
+    assert!(parse_ip_range("127.0.0.9-127.0.0.1").is_err());
+
+    use clap::Parser;
+    let a = Args::parse_from(["loadtest", "--scenario", "fanout"]);
+    let s = a.shape();
+    assert_eq!((s.users, s.channels, s.sockets_per_user), (100, 1, 10));
+    assert_eq!(a.total_sockets(), 1000);
+    assert_eq!(a.ws_urls(), vec!["ws://127.0.0.1:8080/ws".to_owned()]);
+    let a = Args::parse_from([
+        "loadtest",
+        "--scenario",
+        "connect",
+        "--sockets",
+        "5000",
+        "--ws-targets",
+        "ws://127.0.0.1:9001",
+    ]);
+    assert_eq!(a.total_sockets(), 5000);
+    assert_eq!(a.ws_urls(), vec!["ws://127.0.0.1:9001/ws".to_owned()]);
+}
