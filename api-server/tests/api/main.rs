@@ -1,0 +1,12 @@
+//! Integration tests of the api-server against real PostgreSQL and Redis: each test starts the
+//! real server on port 0 with a fresh database and talks HTTP to it.
+
+#![allow(clippy::unwrap_used)]
+
+mod accounts;
+mod channels;
+mod faults;
+mod messages;
+mod pubsub;
+mod support;
+mod tokens;
