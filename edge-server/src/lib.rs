@@ -118,9 +118,27 @@ pub async fn run(
     }
     background.spawn(presence::run(edge.clone(), presence_rx, presence_stop.clone()));
 
+    // The listener stays open through the drain so `/health` can answer 503 (and `/ws` 503).
+    let stop_accept = CancellationToken::new();
+    let acceptor = tokio::spawn(accept_loop(edge.clone(), listener, stop_accept.clone()));
+    shutdown.cancelled().await;
+    drain(&edge).await;
+    stop_accept.cancel();
+    let _ = acceptor.await;
+    presence_stop.cancel();
+    tasks.cancel();
+    background.close();
+    let _ = tokio::time::timeout(Duration::from_secs(3), background.wait()).await;
+    let _ = redis.quit().await;
+    let _ = sub.quit().await;
+    tracing::info!(edge = %edge.id, "edge stopped");
+    Ok(())
+}
+
+async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, stop: CancellationToken) {
     loop {
         let (stream, _) = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = stop.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -132,7 +150,7 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let e = edge.clone();
-        edge.tracker.spawn(async move {
+        tokio::spawn(async move {
             let svc = service_fn(move |req| http::handle(e.clone(), req));
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -140,16 +158,6 @@ pub async fn run(
             let _ = conn.await;
         });
     }
-    drop(listener);
-    drain(&edge).await;
-    presence_stop.cancel();
-    tasks.cancel();
-    background.close();
-    let _ = tokio::time::timeout(Duration::from_secs(3), background.wait()).await;
-    let _ = redis.quit().await;
-    let _ = sub.quit().await;
-    tracing::info!(edge = %edge.id, "edge stopped");
-    Ok(())
 }
 
 /// Closes every socket with 1012, spread over `drain_spread`, and waits for them.

@@ -1,0 +1,315 @@
+//! Test harness: real edges in-process on real PostgreSQL and Redis, and a WebSocket client
+//! that speaks the protocol through the `shared` frame types.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use edge_server::Config;
+pub use fred::clients::Client as Redis;
+use fred::interfaces::ClientLike;
+use futures_util::{SinkExt, StreamExt};
+use shared::auth::JwtKeys;
+use shared::protocol::{Channel, Message, ServerFrame, User};
+use shared::store::Store;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// Generous bound on every wait: a test fails by timing out, never by a tight deadline.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// One test's database, Redis and signing keys.
+pub struct Env {
+    pub db_url: String,
+    pub redis_url: String,
+    pub store: Store,
+    pub keys: JwtKeys,
+}
+
+impl Env {
+    pub async fn new() -> Env {
+        Env::with(testkit::fresh_db().await.url, testkit::redis_url()).await
+    }
+
+    pub async fn with(db_url: String, redis_url: String) -> Env {
+        let store = Store::connect(&db_url, 4).unwrap();
+        let keys = JwtKeys::new(testkit::JWT_SECRET.as_bytes(), Duration::from_secs(3600)).unwrap();
+        Env {
+            db_url,
+            redis_url,
+            store,
+            keys,
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        let mut c = Config::new(&self.db_url, &self.redis_url, testkit::JWT_SECRET).unwrap();
+        c.catchup_interval = Duration::from_millis(500);
+        c.drain_spread = Duration::from_millis(200);
+        c.db_pool_size = 4;
+        c.send_workers = 2;
+        c
+    }
+
+    pub async fn edge(&self) -> TestEdge {
+        self.edge_with(|_| {}).await
+    }
+
+    pub async fn edge_with(&self, tweak: impl FnOnce(&mut Config)) -> TestEdge {
+        let mut c = self.config();
+        tweak(&mut c);
+        TestEdge::start(c).await
+    }
+
+    pub async fn user(&self, name: &str) -> User {
+        self.store.create_user(name, "x").await.unwrap()
+    }
+
+    pub fn token(&self, u: &User) -> String {
+        self.keys.issue(u.id, &u.username).unwrap().0
+    }
+
+    /// A channel created by `members[0]` with every other member joined.
+    pub async fn channel(&self, name: &str, members: &[&User]) -> Channel {
+        let ch = self.store.create_channel(name, members[0].id).await.unwrap();
+        for m in &members[1..] {
+            self.store.join(ch.id, m.id).await.unwrap();
+        }
+        ch
+    }
+
+    pub async fn connect(&self, edge: &TestEdge, u: &User) -> Client {
+        Client::connect(edge.addr, &self.token(u)).await
+    }
+}
+
+/// An edge running in this process.
+pub struct TestEdge {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestEdge {
+    pub async fn start(config: Config) -> TestEdge {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(edge_server::run(config, listener, stop.clone()));
+        TestEdge {
+            addr,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Cancels the edge and waits for its drain to finish.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(h) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(15), h)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    pub fn cancel(&self) {
+        self.stop.cancel();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestEdge {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// What the client read next.
+#[derive(Debug)]
+pub enum Got {
+    Frame(ServerFrame),
+    Closed(Option<u16>),
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct Client {
+    pub ws: Ws,
+    pub ready: ServerFrame,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr, token: &str) -> Client {
+        let url = format!("ws://{addr}/ws?token={token}");
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Client::from_ws(ws).await
+    }
+
+    pub async fn from_ws(ws: Ws) -> Client {
+        let mut c = Client {
+            ws,
+            ready: ServerFrame::Pong,
+        };
+        c.ready = c.frame().await;
+        assert!(matches!(c.ready, ServerFrame::Ready { .. }), "{:?}", c.ready);
+        c
+    }
+
+    pub async fn next(&mut self) -> Got {
+        loop {
+            let m = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match m {
+                None | Some(Err(_)) => return Got::Closed(None),
+                Some(Ok(WsMessage::Text(t))) => {
+                    let f: ServerFrame = serde_json::from_str(&t)
+                        .unwrap_or_else(|e| panic!("bad server frame {t}: {e}"));
+                    return Got::Frame(f);
+                }
+                Some(Ok(WsMessage::Close(c))) => {
+                    return Got::Closed(c.map(|c| u16::from(c.code)));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    pub async fn frame(&mut self) -> ServerFrame {
+        match self.next().await {
+            Got::Frame(f) => f,
+            Got::Closed(c) => panic!("socket closed ({c:?}) while waiting for a frame"),
+        }
+    }
+
+    /// Skips frames until `f` picks one.
+    pub async fn until<T>(&mut self, mut f: impl FnMut(&ServerFrame) -> Option<T>) -> T {
+        loop {
+            let fr = self.frame().await;
+            if let Some(t) = f(&fr) {
+                return t;
+            }
+        }
+    }
+
+    pub async fn send_json(&mut self, v: serde_json::Value) {
+        self.ws.send(WsMessage::text(v.to_string())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, m: WsMessage) {
+        self.ws.send(m).await.unwrap();
+    }
+
+    /// Sends a message and returns the stored message from its `ack`.
+    pub async fn send(&mut self, ch: i64, content: &str, cmid: &str) -> Message {
+        self.send_json(serde_json::json!({
+            "type": "send", "channel_id": ch, "content": content, "client_msg_id": cmid
+        }))
+        .await;
+        self.until(|f| match f {
+            ServerFrame::Ack {
+                client_msg_id,
+                message,
+            } if client_msg_id.as_deref() == Some(cmid) => Some(message.clone()),
+            ServerFrame::Error {
+                client_msg_id,
+                code,
+                message,
+                ..
+            } if client_msg_id.as_deref() == Some(cmid) => {
+                panic!("send {cmid} failed: {code:?} {message}")
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// The next frame that is not a `message`, `presence` or `typing` (replies to the client).
+    pub async fn reply(&mut self) -> ServerFrame {
+        self.until(|f| match f {
+            ServerFrame::Message { .. } | ServerFrame::Presence { .. } => None,
+            other => Some(other.clone()),
+        })
+        .await
+    }
+
+    /// Collects the next `n` messages of channel `ch`, skipping other frames.
+    pub async fn messages(&mut self, ch: i64, n: usize) -> Vec<Message> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            if let ServerFrame::Message { message } = self.frame().await {
+                if message.channel_id == ch {
+                    out.push(message);
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            if let Got::Closed(c) = self.next().await {
+                return c;
+            }
+        }
+    }
+
+    /// A round trip: everything the server queued before the pong is read by then.
+    pub async fn sync(&mut self) -> Vec<ServerFrame> {
+        self.send_json(serde_json::json!({"type": "ping"})).await;
+        let mut seen = Vec::new();
+        loop {
+            match self.frame().await {
+                ServerFrame::Pong => return seen,
+                f => seen.push(f),
+            }
+        }
+    }
+}
+
+/// Asserts the seqs are exactly `from..=to` in order.
+pub fn assert_seqs(msgs: &[Message], from: i64, to: i64) {
+    let got: Vec<i64> = msgs.iter().map(|m| m.seq).collect();
+    let want: Vec<i64> = (from..=to).collect();
+    assert_eq!(got, want);
+}
+
+/// A plain HTTP GET returning status and body.
+pub async fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let url: hyper::Uri = url.parse().unwrap();
+    let host = url.authority().unwrap().as_str().to_owned();
+    let stream = TcpStream::connect(&host).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::get(url.path_and_query().unwrap().as_str()).header("host", host);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    use http_body_util::BodyExt;
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A plain Redis client for publishing and inspecting topics as another process would.
+pub async fn redis_client(url: &str) -> Redis {
+    let cfg = fred::types::config::Config::from_url(url).unwrap();
+    let c = Redis::new(cfg, None, None, None);
+    c.init().await.unwrap();
+    c
+}

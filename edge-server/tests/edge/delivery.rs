@@ -1,0 +1,251 @@
+//! Durable, gap-free, idempotent, exactly-once delivery across edges, and resume.
+
+use std::time::Duration;
+
+use fred::interfaces::PubsubInterface;
+use shared::protocol::ServerFrame;
+use shared::store::NewMessage;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn ready_is_the_first_frame_with_the_users_channels() {
+    let env = Env::new().await;
+    let alice = env.user("alice").await;
+    let ch = env.channel("general", &[&alice]).await;
+    let edge = env.edge_with(|c| c.edge_id = "edge-ready".into()).await;
+    let c = env.connect(&edge, &alice).await;
+    match c.ready {
+        ServerFrame::Ready {
+            session_id,
+            user,
+            edge,
+            channels,
+        } => {
+            assert!(!session_id.is_empty());
+            assert_eq!(user, alice);
+            assert_eq!(edge, "edge-ready");
+            assert_eq!(channels.len(), 1);
+            assert_eq!((channels[0].id, channels[0].last_seq), (ch.id, 0));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn durable_before_visible_acked_messages_are_committed() {
+    let env = Env::new().await;
+    let alice = env.user("alice").await;
+    let ch = env.channel("general", &[&alice]).await;
+    let edge = env.edge().await;
+    let mut c = env.connect(&edge, &alice).await;
+    let acked = c.send(ch.id, "hello", "c-1").await;
+    assert_eq!((acked.seq, acked.content.as_str()), (1, "hello"));
+    // The edge goes away right after the ack: the message is in PostgreSQL.
+    edge.stop().await;
+    let h = env.store.history(ch.id, None, None, 10).await.unwrap();
+    assert_eq!(h.messages, vec![acked]);
+}
+
+#[tokio::test]
+async fn idempotent_sends_a_retry_gets_the_original_ack() {
+    let env = Env::new().await;
+    let alice = env.user("alice").await;
+    let ch = env.channel("general", &[&alice]).await;
+    let edge = env.edge().await;
+    let mut c = env.connect(&edge, &alice).await;
+    let first = c.send(ch.id, "once", "c-7").await;
+    let mut c2 = env.connect(&edge, &alice).await;
+    let retry = c2.send(ch.id, "once", "c-7").await;
+    assert_eq!(first, retry);
+    let h = env.store.history(ch.id, None, None, 10).await.unwrap();
+    assert_eq!(h.messages.len(), 1);
+}
+
+#[tokio::test]
+async fn gap_free_order_two_senders_on_two_edges_same_order_everywhere() {
+    let env = Env::new().await;
+    let (a, b, c, d) = (
+        env.user("alice").await,
+        env.user("bob").await,
+        env.user("carol").await,
+        env.user("dave").await,
+    );
+    let ch = env.channel("general", &[&a, &b, &c, &d]).await;
+    let (e1, e2) = (env.edge().await, env.edge().await);
+    let mut rc = env.connect(&e1, &c).await;
+    let mut rd = env.connect(&e2, &d).await;
+    let mut sa = env.connect(&e1, &a).await;
+    let mut sb = env.connect(&e2, &b).await;
+    const N: usize = 40;
+    let ta = tokio::spawn(async move {
+        for i in 0..N {
+            sa.send(ch.id, &format!("a{i}"), &format!("a-{i}")).await;
+        }
+        sa
+    });
+    let tb = tokio::spawn(async move {
+        for i in 0..N {
+            sb.send(ch.id, &format!("b{i}"), &format!("b-{i}")).await;
+        }
+        sb
+    });
+    let (mut sa, mut sb) = (ta.await.unwrap(), tb.await.unwrap());
+    let total = 2 * N;
+    let got_c = rc.messages(ch.id, total).await;
+    let got_d = rd.messages(ch.id, total).await;
+    let got_a = sa.messages(ch.id, total).await;
+    let got_b = sb.messages(ch.id, total).await;
+    assert_seqs(&got_c, 1, total as i64);
+    let history = env
+        .store
+        .history(ch.id, None, Some(0), 500)
+        .await
+        .unwrap()
+        .messages;
+    assert_eq!(got_c, history);
+    assert_eq!(got_d, history);
+    assert_eq!(got_a, history);
+    assert_eq!(got_b, history);
+    // Nothing more arrives: each message came exactly once.
+    for s in [&mut rc, &mut rd] {
+        assert!(s
+            .sync()
+            .await
+            .iter()
+            .all(|f| !matches!(f, ServerFrame::Message { .. })));
+    }
+}
+
+#[tokio::test]
+async fn exactly_once_in_order_when_redis_loses_reorders_and_duplicates_publishes() {
+    let env = Env::new().await;
+    let (a, b) = (env.user("alice").await, env.user("bob").await);
+    let ch = env.channel("general", &[&a, &b]).await;
+    let edge = env.edge().await;
+    let mut rb = env.connect(&edge, &b).await;
+    let redis = redis_client(&env.redis_url).await;
+    let store_msg = |n: i64| NewMessage {
+        channel_id: ch.id,
+        sender_id: a.id,
+        content: format!("m{n}"),
+        client_msg_id: None,
+        reply_to: None,
+    };
+    let mut stored = Vec::new();
+    for n in 1..=5 {
+        match env.store.send(store_msg(n)).await.unwrap() {
+            shared::store::SendOutcome::Stored(m) => stored.push(m),
+            o => panic!("{o:?}"),
+        }
+    }
+    let frame = |i: usize| ServerFrame::Message {
+        message: stored[i].clone(),
+    }
+    .to_json();
+    let topic = shared::topics::channel(ch.id);
+    // seq 1 and 2 lost, 4 before 3, 4 twice, 5 lost and revealed by nothing.
+    for i in [3usize, 2, 3, 3] {
+        let _: i64 = redis.publish(&topic, frame(i)).await.unwrap();
+    }
+    let got = rb.messages(ch.id, 5).await;
+    assert_eq!(got, stored);
+    assert!(rb
+        .sync()
+        .await
+        .iter()
+        .all(|f| !matches!(f, ServerFrame::Message { .. })));
+}
+
+#[tokio::test]
+async fn resume_after_a_disconnect_closes_the_gap_without_doubles() {
+    let env = Env::new().await;
+    let (a, b) = (env.user("alice").await, env.user("bob").await);
+    let ch = env.channel("general", &[&a, &b]).await;
+    let edge = env.edge_with(|c| c.limits.resume_max = 4).await;
+    let mut sa = env.connect(&edge, &a).await;
+    let mut rb = env.connect(&edge, &b).await;
+    for i in 1..=2 {
+        sa.send(ch.id, &format!("m{i}"), &format!("c{i}")).await;
+    }
+    assert_seqs(&rb.messages(ch.id, 2).await, 1, 2);
+    drop(rb);
+    for i in 3..=5 {
+        sa.send(ch.id, &format!("m{i}"), &format!("c{i}")).await;
+    }
+    let mut rb = env.connect(&edge, &b).await;
+    rb.send_json(serde_json::json!({"type":"resume","channels":{ch.id.to_string(): 2}}))
+        .await;
+    let mut seen = Vec::new();
+    loop {
+        match rb.frame().await {
+            ServerFrame::Message { message } => seen.push(message),
+            ServerFrame::Resumed => break,
+            ServerFrame::Presence { .. } => {}
+            f => panic!("{f:?}"),
+        }
+    }
+    assert_seqs(&seen, 3, 5);
+    sa.send(ch.id, "m6", "c6").await;
+    assert_seqs(&rb.messages(ch.id, 1).await, 6, 6);
+
+    // More than RESUME_MAX missed: the first ones, then resume_truncated.
+    rb.send_json(serde_json::json!({"type":"resume","channels":{ch.id.to_string(): 0}}))
+        .await;
+    assert_seqs(&rb.messages(ch.id, 4).await, 1, 4);
+    assert_eq!(
+        rb.reply().await,
+        ServerFrame::ResumeTruncated {
+            channel_id: ch.id,
+            next_seq: 5
+        }
+    );
+    assert_eq!(rb.reply().await, ServerFrame::Resumed);
+    sa.send(ch.id, "m7", "c7").await;
+    assert_seqs(&rb.messages(ch.id, 1).await, 7, 7);
+}
+
+#[tokio::test]
+async fn slow_consumers_do_not_slow_others_closed_with_4008() {
+    let env = Env::new().await;
+    let (a, b, c) = (
+        env.user("alice").await,
+        env.user("bob").await,
+        env.user("carol").await,
+    );
+    let ch = env.channel("general", &[&a, &b, &c]).await;
+    let edge = env
+        .edge_with(|c| {
+            c.out_queue_frames = 32;
+            c.out_queue_bytes = 256 * 1024;
+            c.limits.send_rate_per_sec = 100_000.0;
+            c.limits.send_burst = 100_000.0;
+        })
+        .await;
+    // Carol's client never reads: a tiny receive buffer fills at once.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let stream = sock.connect(edge.addr).await.unwrap();
+    let url = format!("ws://{}/ws?token={}", edge.addr, env.token(&c));
+    let (ws, _) = tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap();
+    let mut slow = Client::from_ws(ws).await;
+    let mut fast = env.connect(&edge, &b).await;
+    let mut sa = env.connect(&edge, &a).await;
+    let body = "x".repeat(3000);
+    const N: usize = 400;
+    let sender = tokio::spawn(async move {
+        for i in 0..N {
+            sa.send(ch.id, &body, &format!("c{i}")).await;
+        }
+        sa
+    });
+    let got = fast.messages(ch.id, N).await;
+    assert_seqs(&got, 1, N as i64);
+    sender.await.unwrap();
+    assert_eq!(slow.closed().await, Some(4008));
+    let (_, metrics) = http_get(&edge.url("/metrics"), &[]).await;
+    assert!(metrics.contains("edge_slow_consumer_closes_total{edge=\""), "{metrics}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

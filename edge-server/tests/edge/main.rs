@@ -1,0 +1,12 @@
+//! Integration tests of the edge: one test per guarantee of SPEC section 5 (named after it),
+//! the bad inputs of section 6, and the handshake rules of section 4. Real PostgreSQL and
+//! Redis; faults are made to happen.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod delivery;
+mod faults;
+mod input;
+mod membership;
+mod process;
