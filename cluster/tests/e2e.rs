@@ -58,7 +58,14 @@ async fn clients_land_on_edges_round_robin_and_chat() {
 async fn kill_under_traffic(signal: i32) -> (common::TestCluster, Vec<Member>, i64) {
     let t = common::start(3).await;
     let (channel, members) = t
-        .room(if signal == libc::SIGKILL { "kill" } else { "drain" }, 6)
+        .room(
+            if signal == libc::SIGKILL {
+                "kill"
+            } else {
+                "drain"
+            },
+            6,
+        )
         .await;
     let traffic = Traffic::start(&members, channel, EVERY);
     tokio::time::sleep(Duration::from_secs(2)).await;

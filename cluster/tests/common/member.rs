@@ -41,6 +41,9 @@ struct State {
     pending: BTreeMap<String, (i64, String, Instant)>,
     violations: Vec<String>,
     errors: Vec<String>,
+    /// Messages a socket got live between `ready` and the replay of its `resume`, then again
+    /// in the replay (the replay starts at exactly `after + 1`, as `resume` asks).
+    resume_overlap: usize,
 }
 
 /// A member; dropping it ends its task.
@@ -156,14 +159,20 @@ impl Member {
         self.with(|s| s.violations.clone())
     }
 
+    /// Messages seen twice on one socket because they arrived live before `resume` replayed them.
+    pub fn resume_overlap(&self) -> usize {
+        self.with(|s| s.resume_overlap)
+    }
+
     pub fn errors(&self) -> Vec<String> {
         self.with(|s| s.errors.clone())
     }
 
-    /// Waits until every send of this member is acked.
+    /// Waits until every send of this member is acked (call after its traffic stopped).
     pub async fn wait_acked(&self) {
         let deadline = Instant::now() + WAIT;
-        while self.pending() > 0 {
+        let sent = usize::try_from(self.counter.load(Ordering::Relaxed)).unwrap_or(0);
+        while self.pending() > 0 || self.with(|s| s.acks.len()) < sent {
             assert!(
                 Instant::now() < deadline,
                 "{}: {} sends unacked after {WAIT:?}; errors {:?}",
@@ -210,7 +219,7 @@ async fn run(
             continue;
         };
         let first = ready_tx.is_some();
-        let (resume, resend) = {
+        let (resume, resend): (BTreeMap<i64, i64>, Vec<WsMessage>) = {
             let mut s = state.lock().unwrap();
             s.edges.push(edge);
             for c in &channels {
@@ -227,7 +236,9 @@ async fn run(
             (s.contiguous.clone(), resend)
         };
         if !first {
-            let f = ClientFrame::Resume { channels: resume };
+            let f = ClientFrame::Resume {
+                channels: resume.clone(),
+            };
             let _ = sink.send(text(&f)).await;
             for f in resend {
                 let _ = sink.send(f).await;
@@ -236,7 +247,15 @@ async fn run(
         if let Some(tx) = ready_tx.take() {
             let _ = tx.send(());
         }
-        let mut socket_max: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut sock = Socket {
+            no: socket_no,
+            max: BTreeMap::new(),
+            resume_from: if first {
+                BTreeMap::new()
+            } else {
+                resume.clone()
+            },
+        };
         let mut retry = tokio::time::interval(Duration::from_secs(1));
         let close = loop {
             tokio::select! {
@@ -269,7 +288,7 @@ async fn run(
                 }
                 msg = stream.next() => match msg {
                     Some(Ok(WsMessage::Text(t))) => {
-                        on_frame(&state, socket_no, &mut socket_max, &t);
+                        on_frame(&state, &mut sock, &t);
                     }
                     Some(Ok(WsMessage::Close(frame))) => break frame.map(|f| u16::from(f.code)),
                     Some(Ok(_)) => {}
@@ -281,22 +300,39 @@ async fn run(
     }
 }
 
-fn on_frame(state: &Mutex<State>, socket_no: usize, socket_max: &mut BTreeMap<i64, i64>, t: &str) {
+/// What one socket has seen.
+struct Socket {
+    no: usize,
+    /// Highest seq delivered on this socket, per channel.
+    max: BTreeMap<i64, i64>,
+    /// The `after` of each channel in the `resume` this socket sent, until `resumed`.
+    resume_from: BTreeMap<i64, i64>,
+}
+
+fn on_frame(state: &Mutex<State>, sock: &mut Socket, t: &str) {
     let Ok(frame) = serde_json::from_str::<ServerFrame>(t) else {
         return;
     };
     let mut s = state.lock().unwrap();
     match frame {
         ServerFrame::Message { message: m } => {
-            let max = socket_max.entry(m.channel_id).or_insert(0);
+            let max = sock.max.entry(m.channel_id).or_insert(0);
             if m.seq <= *max {
-                let v = format!(
-                    "socket {socket_no}: channel {} seq {} after seq {}",
-                    m.channel_id, m.seq, max
-                );
-                s.violations.push(v);
+                if sock.resume_from.get(&m.channel_id) == Some(&(m.seq - 1)) {
+                    // The replay of our resume starts over at after + 1 (once per channel).
+                    sock.resume_from.remove(&m.channel_id);
+                    s.resume_overlap += usize::try_from(*max - m.seq + 1).unwrap_or(0);
+                    // From here the socket must be strictly increasing again.
+                    *max = m.seq - 1;
+                } else {
+                    let v = format!(
+                        "socket {}: channel {} seq {} after seq {}",
+                        sock.no, m.channel_id, m.seq, max
+                    );
+                    s.violations.push(v);
+                }
             }
-            *max = (*max).max(m.seq);
+            *max = m.seq.max(*max);
             s.received.entry(m.channel_id).or_default().insert(m.seq);
             let got = s.received.get(&m.channel_id).cloned().unwrap_or_default();
             let c = s.contiguous.entry(m.channel_id).or_insert(0);
@@ -304,6 +340,7 @@ fn on_frame(state: &Mutex<State>, socket_no: usize, socket_max: &mut BTreeMap<i6
                 *c += 1;
             }
         }
+        ServerFrame::Resumed => sock.resume_from.clear(),
         ServerFrame::Ack {
             client_msg_id: Some(id),
             message,

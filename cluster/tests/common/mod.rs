@@ -133,6 +133,7 @@ pub async fn assert_all_delivered(members: &[Member], channel: i64) {
     let acked: std::collections::BTreeSet<i64> =
         members.iter().flat_map(|m| m.acked_seqs(channel)).collect();
     let last = acked.iter().next_back().copied().unwrap_or(0);
+    assert!(last > 0, "nothing was acked");
     assert_eq!(
         acked.len() as i64,
         last,
@@ -153,6 +154,10 @@ pub async fn assert_all_delivered(members: &[Member], channel: i64) {
             "acked messages missing after {WAIT:?}: {behind:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let overlap: usize = members.iter().map(Member::resume_overlap).sum();
+    if overlap > 0 {
+        eprintln!("note: {overlap} messages arrived live between ready and resume, then again in the resume replay");
     }
     for m in members {
         let v = m.violations();
