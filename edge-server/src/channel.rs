@@ -29,7 +29,10 @@ const FILL_PAGE: i64 = 500;
 #[derive(Debug)]
 pub enum ChannelCmd {
     /// A `message` frame from Redis.
-    Message { seq: i64, payload: Utf8Bytes },
+    Message {
+        seq: i64,
+        payload: Utf8Bytes,
+    },
     /// Any other frame of the channel topic (`typing`, `read`, `member_*`), forwarded as is;
     /// `typing` is not echoed to the typing user.
     Event {
@@ -51,7 +54,9 @@ pub enum ChannelCmd {
     },
     /// PostgreSQL's `last_seq` of the channel (`None`: read it): anything delivered short of
     /// it is filled.
-    CatchUp { upto: Option<i64> },
+    CatchUp {
+        upto: Option<i64>,
+    },
     Stop,
 }
 
@@ -202,7 +207,9 @@ impl Task {
 
     /// Reads the hole(s) below the highest known seq from PostgreSQL and delivers in order.
     async fn fill(&mut self) {
-        let upto = self.target.max(self.pending.keys().next_back().copied().unwrap_or(0));
+        let upto = self
+            .target
+            .max(self.pending.keys().next_back().copied().unwrap_or(0));
         let mut upto = upto;
         // Nothing known missing: ask PostgreSQL (first look after start).
         if upto <= self.last {
@@ -294,7 +301,13 @@ impl Task {
                 cur = cur.max(self.last);
             }
         }
-        self.members.insert(socket.id, Member { socket, cursor: cur });
+        self.members.insert(
+            socket.id,
+            Member {
+                socket,
+                cursor: cur,
+            },
+        );
     }
 
     /// Replays to one socket every message after `after` (at most `RESUME_MAX`).

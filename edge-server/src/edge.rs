@@ -38,7 +38,9 @@ pub struct Edge {
 
 impl std::fmt::Debug for Edge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Edge").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Edge")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -187,9 +187,12 @@ async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, Ht
                     .max_write_buffer_size(max.max(4096) * 4)
                     .max_frame_size(Some(max))
                     .max_message_size(Some(max));
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_cfg))
-                        .await;
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(ws_cfg),
+                )
+                .await;
                 crate::session::run(e, ws, socket, ready, ids, claims.exp).await;
             }
             Err(err) => {

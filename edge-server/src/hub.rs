@@ -123,7 +123,9 @@ impl Hub {
         let (done_tx, done_rx) = oneshot::channel();
         let mut users = lock(&self.users);
         let entry = users.entry(user_id).or_insert_with(|| {
-            let _ = self.subs.send(SubCmd::Subscribe(shared::topics::user(user_id)));
+            let _ = self
+                .subs
+                .send(SubCmd::Subscribe(shared::topics::user(user_id)));
             UserEntry {
                 sockets: HashMap::new(),
                 bucket: Arc::new(Mutex::new((self.new_bucket)())),
@@ -234,7 +236,9 @@ impl Hub {
     fn join_channel(&self, s: &Arc<SocketHandle>, ch: i64, cursor: i64) {
         let mut channels = lock(&self.channels);
         let entry = channels.entry(ch).or_insert_with(|| {
-            let _ = self.subs.send(SubCmd::Subscribe(shared::topics::channel(ch)));
+            let _ = self
+                .subs
+                .send(SubCmd::Subscribe(shared::topics::channel(ch)));
             ChannelEntry {
                 tx: (self.spawn_channel)(ch, cursor),
                 sockets: HashMap::new(),

@@ -51,7 +51,7 @@ async fn connect_redis(url: &str) -> anyhow::Result<(Client, SubscriberClient)> 
     let client = Client::new(cfg.clone(), Some(redis_perf()), None, policy());
     let sub = SubscriberClient::new(cfg, Some(redis_perf()), None, policy());
     for c in [&client, &sub.to_client()] {
-        let _ = c.connect();
+        drop(c.connect());
     }
     tokio::time::timeout(Duration::from_secs(10), async {
         client.wait_for_connect().await?;
@@ -112,11 +112,24 @@ pub async fn run(
     let background = TaskTracker::new();
     background.spawn(subs::run(edge.clone(), sub.clone(), subs_rx, tasks.clone()));
     background.spawn(fanout::run(edge.clone(), sub.clone(), tasks.clone()));
-    background.spawn(sender::publisher(edge.clone(), redis.clone(), pub_rx, tasks.clone()));
+    background.spawn(sender::publisher(
+        edge.clone(),
+        redis.clone(),
+        pub_rx,
+        tasks.clone(),
+    ));
     for _ in 0..edge.config.send_workers.max(1) {
-        background.spawn(sender::worker(edge.clone(), sends_rx.clone(), tasks.clone()));
+        background.spawn(sender::worker(
+            edge.clone(),
+            sends_rx.clone(),
+            tasks.clone(),
+        ));
     }
-    background.spawn(presence::run(edge.clone(), presence_rx, presence_stop.clone()));
+    background.spawn(presence::run(
+        edge.clone(),
+        presence_rx,
+        presence_stop.clone(),
+    ));
 
     // The listener stays open through the drain so `/health` can answer 503 (and `/ws` 503).
     let stop_accept = CancellationToken::new();

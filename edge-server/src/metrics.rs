@@ -59,11 +59,31 @@ impl Metrics {
             let _ = writeln!(o, "{name}{{{l}}} {}", v.load(Relaxed));
         }
         let counters = [
-            ("edge_frames_in_total", "Frames received from clients", &self.frames_in),
-            ("edge_frames_out_total", "Frames written to clients", &self.frames_out),
-            ("edge_sends_acked_total", "Sends acked after commit", &self.sends_acked),
-            ("edge_deliveries_total", "Message frames queued to sockets", &self.deliveries),
-            ("edge_gaps_filled_total", "Messages filled from PostgreSQL", &self.gaps_filled),
+            (
+                "edge_frames_in_total",
+                "Frames received from clients",
+                &self.frames_in,
+            ),
+            (
+                "edge_frames_out_total",
+                "Frames written to clients",
+                &self.frames_out,
+            ),
+            (
+                "edge_sends_acked_total",
+                "Sends acked after commit",
+                &self.sends_acked,
+            ),
+            (
+                "edge_deliveries_total",
+                "Message frames queued to sockets",
+                &self.deliveries,
+            ),
+            (
+                "edge_gaps_filled_total",
+                "Messages filled from PostgreSQL",
+                &self.gaps_filled,
+            ),
             (
                 "edge_slow_consumer_closes_total",
                 "Sockets closed with 4008",

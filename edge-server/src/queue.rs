@@ -69,9 +69,7 @@ impl OutQueue {
                 return Pushed::Closed;
             }
             let len = frame.len();
-            if bounded
-                && (q.frames.len() >= self.max_frames || q.bytes + len > self.max_bytes)
-            {
+            if bounded && (q.frames.len() >= self.max_frames || q.bytes + len > self.max_bytes) {
                 q.frames = VecDeque::new();
                 q.bytes = 0;
                 q.close = Some((SLOW_CONSUMER, "slow consumer"));

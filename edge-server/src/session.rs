@@ -190,4 +190,3 @@ async fn close(ws: &mut Ws, code: u16, reason: &'static str) {
     };
     let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, closing).await;
 }
-

@@ -33,6 +33,12 @@ impl Env {
     }
 
     pub async fn with(db_url: String, redis_url: String) -> Env {
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
         let store = Store::connect(&db_url, 4).unwrap();
         let keys = JwtKeys::new(testkit::JWT_SECRET.as_bytes(), Duration::from_secs(3600)).unwrap();
         Env {
@@ -72,7 +78,11 @@ impl Env {
 
     /// A channel created by `members[0]` with every other member joined.
     pub async fn channel(&self, name: &str, members: &[&User]) -> Channel {
-        let ch = self.store.create_channel(name, members[0].id).await.unwrap();
+        let ch = self
+            .store
+            .create_channel(name, members[0].id)
+            .await
+            .unwrap();
         for m in &members[1..] {
             self.store.join(ch.id, m.id).await.unwrap();
         }
@@ -143,6 +153,8 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct Client {
     pub ws: Ws,
     pub ready: ServerFrame,
+    /// Messages that arrived while `send` waited for its ack, read first by `messages`.
+    inbox: Vec<Message>,
 }
 
 impl Client {
@@ -156,9 +168,14 @@ impl Client {
         let mut c = Client {
             ws,
             ready: ServerFrame::Pong,
+            inbox: Vec::new(),
         };
         c.ready = c.frame().await;
-        assert!(matches!(c.ready, ServerFrame::Ready { .. }), "{:?}", c.ready);
+        assert!(
+            matches!(c.ready, ServerFrame::Ready { .. }),
+            "{:?}",
+            c.ready
+        );
         c
     }
 
@@ -213,22 +230,30 @@ impl Client {
             "type": "send", "channel_id": ch, "content": content, "client_msg_id": cmid
         }))
         .await;
-        self.until(|f| match f {
-            ServerFrame::Ack {
-                client_msg_id,
-                message,
-            } if client_msg_id.as_deref() == Some(cmid) => Some(message.clone()),
-            ServerFrame::Error {
-                client_msg_id,
-                code,
-                message,
-                ..
-            } if client_msg_id.as_deref() == Some(cmid) => {
-                panic!("send {cmid} failed: {code:?} {message}")
-            }
-            _ => None,
-        })
-        .await
+        let mut inbox = Vec::new();
+        let acked = self
+            .until(|f| match f {
+                ServerFrame::Message { message } => {
+                    inbox.push(message.clone());
+                    None
+                }
+                ServerFrame::Ack {
+                    client_msg_id,
+                    message,
+                } if client_msg_id.as_deref() == Some(cmid) => Some(message.clone()),
+                ServerFrame::Error {
+                    client_msg_id,
+                    code,
+                    message,
+                    ..
+                } if client_msg_id.as_deref() == Some(cmid) => {
+                    panic!("send {cmid} failed: {code:?} {message}")
+                }
+                _ => None,
+            })
+            .await;
+        self.inbox.extend(inbox);
+        acked
     }
 
     /// The next frame that is not a `message`, `presence` or `typing` (replies to the client).
@@ -243,6 +268,15 @@ impl Client {
     /// Collects the next `n` messages of channel `ch`, skipping other frames.
     pub async fn messages(&mut self, ch: i64, n: usize) -> Vec<Message> {
         let mut out = Vec::with_capacity(n);
+        let mut rest = Vec::new();
+        for m in std::mem::take(&mut self.inbox) {
+            if m.channel_id == ch && out.len() < n {
+                out.push(m);
+            } else {
+                rest.push(m);
+            }
+        }
+        self.inbox = rest;
         while out.len() < n {
             if let ServerFrame::Message { message } = self.frame().await {
                 if message.channel_id == ch {

@@ -139,10 +139,12 @@ async fn exactly_once_in_order_when_redis_loses_reorders_and_duplicates_publishe
             o => panic!("{o:?}"),
         }
     }
-    let frame = |i: usize| ServerFrame::Message {
-        message: stored[i].clone(),
-    }
-    .to_json();
+    let frame = |i: usize| {
+        ServerFrame::Message {
+            message: stored[i].clone(),
+        }
+        .to_json()
+    };
     let topic = shared::topics::channel(ch.id);
     // seq 1 and 2 lost, 4 before 3, 4 twice, 5 lost and revealed by nothing.
     for i in [3usize, 2, 3, 3] {
@@ -216,10 +218,8 @@ async fn slow_consumers_do_not_slow_others_closed_with_4008() {
     let ch = env.channel("general", &[&a, &b, &c]).await;
     let edge = env
         .edge_with(|c| {
-            c.out_queue_frames = 32;
-            c.out_queue_bytes = 256 * 1024;
-            c.limits.send_rate_per_sec = 100_000.0;
-            c.limits.send_burst = 100_000.0;
+            c.out_queue_frames = 256;
+            c.out_queue_bytes = 1 << 20;
         })
         .await;
     // Carol's client never reads: a tiny receive buffer fills at once.
@@ -227,25 +227,54 @@ async fn slow_consumers_do_not_slow_others_closed_with_4008() {
     sock.set_recv_buffer_size(4096).unwrap();
     let stream = sock.connect(edge.addr).await.unwrap();
     let url = format!("ws://{}/ws?token={}", edge.addr, env.token(&c));
-    let (ws, _) = tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-        .await
-        .unwrap();
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
     let mut slow = Client::from_ws(ws).await;
     let mut fast = env.connect(&edge, &b).await;
-    let mut sa = env.connect(&edge, &a).await;
-    let body = "x".repeat(3000);
-    const N: usize = 400;
-    let sender = tokio::spawn(async move {
-        for i in 0..N {
-            sa.send(ch.id, &body, &format!("c{i}")).await;
+    // The fast reader reports its progress; the publisher stays within 100 messages of it.
+    let (progress, mut seen) = tokio::sync::watch::channel(0usize);
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < N {
+            got.extend(fast.messages(ch.id, 1).await);
+            progress.send_replace(got.len());
         }
-        sa
+        got
     });
-    let got = fast.messages(ch.id, N).await;
-    assert_seqs(&got, 1, N as i64);
-    sender.await.unwrap();
+    // 12 MB of messages, more than any kernel socket buffer holds: stored in batches and
+    // published as the api-server would.
+    let redis = redis_client(&env.redis_url).await;
+    let body = "x".repeat(4000);
+    const N: usize = 3000;
+    let topic = shared::topics::channel(ch.id);
+    for chunk in 0..N / 50 {
+        let batch: Vec<NewMessage> = (0..50)
+            .map(|i| NewMessage {
+                channel_id: ch.id,
+                sender_id: a.id,
+                content: body.clone(),
+                client_msg_id: Some(format!("c{chunk}-{i}")),
+                reply_to: None,
+            })
+            .collect();
+        for o in env.store.send_batch(&batch).await.unwrap() {
+            let shared::store::SendOutcome::Stored(m) = o else {
+                panic!("{o:?}")
+            };
+            let ahead = m.seq as usize;
+            let f = ServerFrame::Message { message: m }.to_json();
+            let _: i64 = redis.publish(&topic, f).await.unwrap();
+            seen.wait_for(|n| n + 100 >= ahead).await.unwrap();
+        }
+    }
+    assert_seqs(&reader.await.unwrap(), 1, N as i64);
     assert_eq!(slow.closed().await, Some(4008));
     let (_, metrics) = http_get(&edge.url("/metrics"), &[]).await;
-    assert!(metrics.contains("edge_slow_consumer_closes_total{edge=\""), "{metrics}");
+    assert!(
+        metrics.contains("edge_slow_consumer_closes_total{edge=\""),
+        "{metrics}"
+    );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }

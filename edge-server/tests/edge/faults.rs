@@ -42,7 +42,9 @@ async fn redis_fault(fault: impl FnOnce(&mut testkit::RedisServer)) {
         assert_seqs(&got, 1, N as i64);
         let extra = r.sync().await;
         assert!(
-            extra.iter().all(|f| !matches!(f, ServerFrame::Message { .. })),
+            extra
+                .iter()
+                .all(|f| !matches!(f, ServerFrame::Message { .. })),
             "{extra:?}"
         );
     }
@@ -86,8 +88,10 @@ async fn faults_postgres_down_sends_answer_unavailable_and_recover_by_themselves
     sa.send(ch.id, "one", "c1").await;
 
     pg.stop();
-    sa.send_json(serde_json::json!({"type":"send","channel_id":ch.id,"content":"two","client_msg_id":"c2"}))
-        .await;
+    sa.send_json(
+        serde_json::json!({"type":"send","channel_id":ch.id,"content":"two","client_msg_id":"c2"}),
+    )
+    .await;
     match sa.reply().await {
         ServerFrame::Error {
             code: ErrorCode::Unavailable,

@@ -39,7 +39,11 @@ async fn handshake_checks_token_and_origin_before_upgrading() {
     let good = env.token(&alice);
     let expired = env
         .keys
-        .issue_with_expiry(alice.id, "alice", chrono::Utc::now() - chrono::Duration::seconds(5))
+        .issue_with_expiry(
+            alice.id,
+            "alice",
+            chrono::Utc::now() - chrono::Duration::seconds(5),
+        )
         .unwrap()
         .0;
     let other = shared::auth::JwtKeys::new(&[b'z'; 32], Duration::from_secs(60))
@@ -48,7 +52,10 @@ async fn handshake_checks_token_and_origin_before_upgrading() {
         .unwrap()
         .0;
     assert_eq!(ws_status(&edge, "", &[]).await, 401);
-    assert_eq!(ws_status(&edge, &format!("?token={expired}"), &[]).await, 401);
+    assert_eq!(
+        ws_status(&edge, &format!("?token={expired}"), &[]).await,
+        401
+    );
     assert_eq!(ws_status(&edge, &format!("?token={other}"), &[]).await, 401);
     assert_eq!(ws_status(&edge, "?token=garbage", &[]).await, 401);
     let q = format!("?token={good}");
@@ -66,7 +73,10 @@ async fn handshake_checks_token_and_origin_before_upgrading() {
     );
     assert_eq!(ws_status(&edge, &q, &[]).await, 101);
     let bearer = format!("Bearer {good}");
-    assert_eq!(ws_status(&edge, "", &[("authorization", &bearer)]).await, 101);
+    assert_eq!(
+        ws_status(&edge, "", &[("authorization", &bearer)]).await,
+        101
+    );
     let (status, _) = http_get(&edge.url("/health"), &[]).await;
     assert_eq!(status, 200);
     let (status, body) = http_get(&edge.url("/metrics"), &[]).await;
@@ -81,7 +91,11 @@ async fn a_token_that_expires_closes_the_socket_with_4001() {
     let edge = env.edge().await;
     let (token, _) = env
         .keys
-        .issue_with_expiry(alice.id, "alice", chrono::Utc::now() + chrono::Duration::seconds(2))
+        .issue_with_expiry(
+            alice.id,
+            "alice",
+            chrono::Utc::now() + chrono::Duration::seconds(2),
+        )
         .unwrap();
     let mut c = Client::connect(edge.addr, &token).await;
     assert_eq!(c.closed().await, Some(4001));
@@ -106,17 +120,33 @@ async fn bad_input_gets_an_error_frame_the_socket_stays_open_nothing_stored() {
     let theirs = env.channel("private", &[&b]).await;
     let edge = env
         .edge_with(|c| {
-            c.limits.send_rate_per_sec = 1.0;
-            c.limits.send_burst = 3.0;
+            c.limits.send_rate_per_sec = 0.1;
+            // The `reply_to` case below reaches the store and takes a token.
+            c.limits.send_burst = 4.0;
         })
         .await;
     let mut c = env.connect(&edge, &a).await;
     let id = ch.id;
     let cases: Vec<(&str, String, ErrorCode, Option<&str>)> = vec![
-        ("malformed json", "{\"type\":\"send\",".into(), ErrorCode::BadRequest, None),
+        (
+            "malformed json",
+            "{\"type\":\"send\",".into(),
+            ErrorCode::BadRequest,
+            None,
+        ),
         ("not an object", "[1,2]".into(), ErrorCode::BadRequest, None),
-        ("unknown type", r#"{"type":"dance"}"#.into(), ErrorCode::BadRequest, None),
-        ("missing type", r#"{"channel_id":1}"#.into(), ErrorCode::BadRequest, None),
+        (
+            "unknown type",
+            r#"{"type":"dance"}"#.into(),
+            ErrorCode::BadRequest,
+            None,
+        ),
+        (
+            "missing type",
+            r#"{"channel_id":1}"#.into(),
+            ErrorCode::BadRequest,
+            None,
+        ),
         (
             "wrong field type",
             format!(r#"{{"type":"send","channel_id":"{id}","content":"x","client_msg_id":"w1"}}"#),
@@ -131,7 +161,10 @@ async fn bad_input_gets_an_error_frame_the_socket_stays_open_nothing_stored() {
         ),
         (
             "not a member",
-            format!(r#"{{"type":"send","channel_id":{},"content":"x","client_msg_id":"n1"}}"#, theirs.id),
+            format!(
+                r#"{{"type":"send","channel_id":{},"content":"x","client_msg_id":"n1"}}"#,
+                theirs.id
+            ),
             ErrorCode::Forbidden,
             Some("n1"),
         ),
@@ -170,7 +203,9 @@ async fn bad_input_gets_an_error_frame_the_socket_stays_open_nothing_stored() {
         ),
         (
             "reply_to nothing",
-            format!(r#"{{"type":"send","channel_id":{id},"content":"x","client_msg_id":"v3","reply_to":99}}"#),
+            format!(
+                r#"{{"type":"send","channel_id":{id},"content":"x","client_msg_id":"v3","reply_to":99}}"#
+            ),
             ErrorCode::Validation,
             Some("v3"),
         ),
@@ -196,15 +231,27 @@ async fn bad_input_gets_an_error_frame_the_socket_stays_open_nothing_stored() {
         c.sync().await;
     }
     c.send_raw(WsMessage::binary(vec![1u8, 2, 3])).await;
-    assert_eq!(error_code(&c.reply().await).map(|e| e.0), Some(ErrorCode::BadRequest));
-    assert_eq!(env.store.history(id, None, None, 10).await.unwrap().messages, vec![]);
+    assert_eq!(
+        error_code(&c.reply().await).map(|e| e.0),
+        Some(ErrorCode::BadRequest)
+    );
+    assert_eq!(
+        env.store
+            .history(id, None, None, 10)
+            .await
+            .unwrap()
+            .messages,
+        vec![]
+    );
 
     // Rate limit: a burst of 3, then rate_limited with a retry hint, nothing stored.
     for i in 0..3 {
         c.send(id, "ok", &format!("r{i}")).await;
     }
-    c.send_json(serde_json::json!({"type":"send","channel_id":id,"content":"no","client_msg_id":"r9"}))
-        .await;
+    c.send_json(
+        serde_json::json!({"type":"send","channel_id":id,"content":"no","client_msg_id":"r9"}),
+    )
+    .await;
     match c.reply().await {
         ServerFrame::Error {
             code: ErrorCode::RateLimited,
@@ -217,8 +264,20 @@ async fn bad_input_gets_an_error_frame_the_socket_stays_open_nothing_stored() {
         }
         f => panic!("{f:?}"),
     }
-    assert_eq!(env.store.history(id, None, None, 10).await.unwrap().messages.len(), 3);
-    assert!(c.sync().await.iter().all(|f| !matches!(f, ServerFrame::Ack { .. })));
+    assert_eq!(
+        env.store
+            .history(id, None, None, 10)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        3
+    );
+    assert!(c
+        .sync()
+        .await
+        .iter()
+        .all(|f| !matches!(f, ServerFrame::Ack { .. })));
 }
 
 #[tokio::test]
@@ -240,16 +299,28 @@ async fn a_frame_over_the_limit_closes_with_1009() {
     let mut c = env.connect(&edge, &alice).await;
     let chunk = vec![b'x'; 3000];
     let frag = |op: OpCode, fin: bool| {
-        let mut h = FrameHeader::default();
-        h.opcode = op;
-        h.is_final = fin;
+        let h = FrameHeader {
+            opcode: op,
+            is_final: fin,
+            ..Default::default()
+        };
         WsMessage::Frame(Frame::from_payload(h, chunk.clone().into()))
     };
-    c.ws.feed(frag(OpCode::Data(Data::Text), false)).await.unwrap();
+    c.ws.feed(frag(OpCode::Data(Data::Text), false))
+        .await
+        .unwrap();
     for _ in 0..3 {
-        c.ws.feed(frag(OpCode::Data(Data::Continue), false)).await.unwrap();
+        c.ws.feed(frag(OpCode::Data(Data::Continue), false))
+            .await
+            .unwrap();
     }
     let _ = c.ws.send(frag(OpCode::Data(Data::Continue), true)).await;
     assert_eq!(c.closed().await, Some(1009));
-    assert!(env.store.history(ch.id, None, None, 10).await.unwrap().messages.is_empty());
+    assert!(env
+        .store
+        .history(ch.id, None, None, 10)
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
 }

@@ -54,7 +54,10 @@ async fn drain_on_sigterm_gives_1012_and_exits_within_10s() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(sent.elapsed() < Duration::from_secs(10), "edge did not exit within 10 s");
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "edge did not exit within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status:?}");
