@@ -3,7 +3,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p api-server -p edge-server -p cluster
+RUN cargo build --release -p api-server -p edge-server -p cluster
 
 FROM debian:bookworm-slim
 RUN apt-get update \
