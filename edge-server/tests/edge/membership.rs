@@ -105,7 +105,7 @@ async fn membership_is_live_join_and_leave_reach_every_socket_of_the_user() {
         // each edge subscribed: skip it.
         let f = s
             .until(|f| match f {
-                ServerFrame::MemberJoined { .. } => None,
+                ServerFrame::MemberJoined { .. } | ServerFrame::Message { .. } => None,
                 f => Some(f.clone()),
             })
             .await;
