@@ -33,6 +33,15 @@ pub fn phase(bar: &ProgressBar, len: u64, msg: String) {
     bar.set_message(msg);
 }
 
+/// A line on stderr marking a phase (`loadtest: sending`), above the bar if there is one.
+pub fn note(bar: &ProgressBar, msg: &str) {
+    if bar.is_hidden() {
+        eprintln!("loadtest: {msg}");
+    } else {
+        bar.println(format!("loadtest: {msg}"));
+    }
+}
+
 /// Samples the counters every second while the run lasts.
 #[derive(Debug)]
 pub struct Sampler {

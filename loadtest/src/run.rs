@@ -56,6 +56,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let shape = args.shape();
     let total = args.total_sockets();
     let bar = progress::bar(args, shape.users as u64);
+    progress::note(
+        &bar,
+        &format!("setup: {} users, {} channels", shape.users, shape.channels),
+    );
     let world = setup::build(args, &bar).await?;
 
     let shared = Arc::new(Shared {
@@ -102,6 +106,14 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let connect_secs = connect_started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = edges::rss(args);
+    progress::note(
+        &bar,
+        &format!(
+            "connected {} of {total} sockets in {connect_secs:.1} s; sending for {:?}",
+            Counters::get(&shared.counters.connected),
+            args.duration
+        ),
+    );
 
     // Drive the scenario.
     let sampler = progress::sample(shared.clone(), bar.clone(), args.duration);
@@ -125,7 +137,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let send_secs = send_started.elapsed().as_secs_f64();
 
     // Grace: until every send is answered and every expected delivery arrived, or the period ends.
-    bar.set_message("grace: waiting for in-flight deliveries");
+    progress::note(&bar, "grace: waiting for acks and in-flight deliveries");
     let grace_end = Instant::now() + args.grace;
     while Instant::now() < grace_end {
         let c = &shared.counters;
