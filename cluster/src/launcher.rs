@@ -21,6 +21,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an edge may drain after SIGTERM before it is killed (SPEC: exits within 10 s).
 const EDGE_GRACE: Duration = Duration::from_secs(12);
 const OTHER_GRACE: Duration = Duration::from_secs(10);
+/// Attempts to start an api-server or edge that exits during startup.
+const START_ATTEMPTS: u32 = 3;
 
 /// What a process is in the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,14 +94,11 @@ impl Cluster {
             database_url: String::new(),
             redis_url: String::new(),
             jwt_secret,
-            http_port: probe::pick_port(opts.http_port)?,
+            http_port: fixed_or_free(opts.http_port)?,
             socket: opts.data_dir.join("haproxy.sock"),
             procs: Vec::new(),
             opts,
         };
-        if c.opts.http_port != 0 {
-            c.http_port = c.opts.http_port;
-        }
         c.start_stateful().await?;
         for i in 0..c.opts.apis {
             let port = probe::pick_port(next_port(c.opts.api_base_port, i))?;
@@ -129,7 +128,7 @@ impl Cluster {
                 if services::init_pg(&pg_dir, owner)? {
                     self.announce("postgres", &format!("initdb into {}", pg_dir.display()));
                 }
-                let port = self.opts.pg_port;
+                let port = fixed_or_free(self.opts.pg_port)?;
                 let cmd = services::pg_command(&pg_dir, port, owner);
                 self.spawn(Role::Postgres, "postgres".into(), port, cmd)?;
                 let url = tokio::select! {
@@ -146,7 +145,7 @@ impl Cluster {
                 url
             }
             None => {
-                let port = self.opts.redis_port;
+                let port = fixed_or_free(self.opts.redis_port)?;
                 let redis_dir = dir.join("redis");
                 std::fs::create_dir_all(&redis_dir).context("create redis dir")?;
                 let cmd = services::redis_command(&redis_dir, port);
@@ -182,10 +181,24 @@ impl Cluster {
         cmd
     }
 
+    /// Starts an api-server or edge and waits for its `/health`. A process that exits during
+    /// startup (e.g. a dependency answering too slowly on a loaded machine) is started again,
+    /// up to [`START_ATTEMPTS`] times in all, each failure reported on stderr.
     async fn spawn_server(&mut self, role: Role, id: String, port: u16) -> Result<(), Error> {
-        let cmd = self.server_command(role, &id, port);
-        self.spawn(role, id.clone(), port, cmd)?;
-        self.wait_healthy(&id, port).await?;
+        let mut attempt = 1;
+        loop {
+            let cmd = self.server_command(role, &id, port);
+            self.spawn(role, id.clone(), port, cmd)?;
+            match self.wait_healthy(&id, port).await {
+                Ok(()) => break,
+                Err(e @ Error::Exited { .. }) if attempt < START_ATTEMPTS => {
+                    eprintln!("[retry] {id:<9} attempt {attempt} failed: {e}");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.announce(&id, &format!("ready on 127.0.0.1:{port}"));
         self.write_state()?;
         Ok(())
@@ -360,6 +373,14 @@ fn next_port(base: u16, i: usize) -> u16 {
         return 0;
     }
     u16::try_from(usize::from(base) + i).unwrap_or(0)
+}
+
+/// `port` as given (a server that cannot bind it fails loudly), or a free one for 0.
+fn fixed_or_free(port: u16) -> Result<u16, Error> {
+    if port != 0 {
+        return Ok(port);
+    }
+    Ok(probe::pick_port(0)?)
 }
 
 fn local(port: u16) -> SocketAddr {

@@ -35,7 +35,11 @@ fn bin_dir() -> PathBuf {
     exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf()
 }
 
-/// Starts PostgreSQL-backed cluster with `edges` edges through the launcher library.
+/// Clusters of parallel tests start one at a time: on two cores, five clusters booting at
+/// once (15 edges in debug builds) can starve a process past its own startup timeouts.
+static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starts a cluster with `edges` edges through the launcher library.
 pub async fn start(edges: usize) -> TestCluster {
     let db = testkit::fresh_db().await;
     let dir = std::env::temp_dir().join(format!("e2e-{}", uuid::Uuid::new_v4().simple()));
@@ -53,9 +57,11 @@ pub async fn start(edges: usize) -> TestCluster {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    let starting = STARTING.lock().await;
     let cluster = Cluster::start(o)
         .await
         .unwrap_or_else(|e| panic!("start cluster: {e}"));
+    drop(starting);
     TestCluster {
         cluster,
         dir,

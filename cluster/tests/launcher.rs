@@ -1,0 +1,179 @@
+//! The launcher itself: it starts its own PostgreSQL and Redis, writes `cluster.json` and a
+//! private JWT secret, keeps the data across runs, stops everything, and leaves nothing
+//! behind when the `cluster run` process is killed with SIGKILL.
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cluster::{Cluster, Options};
+use serde_json::{json, Value};
+
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    // Under /tmp: the postgres user must reach it, and the socket path must stay short.
+    PathBuf::from("/tmp").join(format!("{tag}-{}", uuid::Uuid::new_v4().simple()))
+}
+
+fn read_state(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap()).unwrap()
+}
+
+fn pids(state: &Value) -> Vec<(String, i32)> {
+    state["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let pid = i32::try_from(p["pid"].as_u64().unwrap()).unwrap();
+            (p["id"].as_str().unwrap().to_owned(), pid)
+        })
+        .collect()
+}
+
+/// True while `pid` exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+async fn wait_all_dead(pids: &[(String, i32)]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<_> = pids.iter().filter(|(_, p)| alive(*p)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still running: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn register(base: &str, name: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{base}/api/register"))
+        .json(&json!({"username": name, "password": "correct-horse-9"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_its_own_servers_records_them_and_keeps_data_across_runs() {
+    let dir = temp_dir("launch");
+    let mut opts = Options::on_free_ports(&dir, bin_dir());
+    opts.edges = 2;
+    opts.env = vec![("ARGON2_MEMORY_KIB".into(), "8192".into())];
+    let mut c = Cluster::start(opts.clone()).await.unwrap();
+
+    let state = read_state(&dir);
+    let roles: Vec<&str> = state["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        vec!["postgres", "redis", "api", "edge", "edge", "haproxy"]
+    );
+    let ids: Vec<String> = pids(&state).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        ids,
+        vec!["postgres", "redis", "api-1", "edge-1", "edge-2", "haproxy"]
+    );
+    assert_eq!(state["processes"][5]["port"], c.http_port());
+    assert!(pids(&state).iter().all(|(_, p)| alive(*p)));
+
+    let secret = std::fs::metadata(dir.join("jwt_secret")).unwrap();
+    assert_eq!(secret.permissions().mode() & 0o777, 0o600);
+    assert!(
+        std::fs::read_to_string(dir.join("jwt_secret"))
+            .unwrap()
+            .trim()
+            .len()
+            >= 32
+    );
+
+    let health = reqwest::get(format!("{}/health", c.http_url()))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    assert_eq!(register(&c.http_url(), "keeper").await, 201);
+
+    let first = pids(&state);
+    c.stop();
+    wait_all_dead(&first).await;
+    assert!(
+        pids(&read_state(&dir)).is_empty(),
+        "cluster.json lists nothing after stop"
+    );
+    drop(c);
+
+    // Second run on the same data dir: the same secret, the same users.
+    let secret_before = std::fs::read_to_string(dir.join("jwt_secret")).unwrap();
+    let c = Cluster::start(opts).await.unwrap();
+    assert_eq!(register(&c.http_url(), "keeper").await, 409);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("jwt_secret")).unwrap(),
+        secret_before
+    );
+    assert_eq!(c.jwt_secret(), secret_before.trim());
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_cluster_run_leaves_no_process_behind() {
+    let dir = temp_dir("orphans");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cluster"))
+        .arg("run")
+        .env("DATA_DIR", &dir)
+        .env("EDGES", "1")
+        .env("HTTP_PORT", testkit::free_port().to_string())
+        .env("PG_PORT", testkit::free_port().to_string())
+        .env("REDIS_PORT", testkit::free_port().to_string())
+        .env("EDGE_PORT", "0")
+        .env("API_PORT", "0")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("JWT_SECRET")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Ready once HAProxy is in cluster.json (it starts last).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let state = loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join("cluster.json")) {
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                if pids(&v).iter().any(|(id, _)| id == "haproxy") {
+                    break v;
+                }
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "cluster run exited early"
+        );
+        assert!(Instant::now() < deadline, "cluster run not ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let started = pids(&state);
+    assert_eq!(started.len(), 5, "{started:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_all_dead(&started).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
