@@ -305,8 +305,8 @@ impl Cluster {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
             if let Some(p) = self.proc(id) {
-                if let Some(path) = p.child.as_ref().map(Child::id) {
-                    if !Path::new(&format!("/proc/{path}")).exists() {
+                if let Some(pid) = p.child.as_ref().map(Child::id) {
+                    if !running(pid) {
                         return Error::Exited {
                             id: id.to_owned(),
                             status: "exited".into(),
@@ -394,6 +394,16 @@ fn absolute(p: &Path) -> Result<PathBuf, Error> {
     Ok(std::env::current_dir()
         .context("current directory")?
         .join(p))
+}
+
+/// True while `pid` exists and has not exited (an unreaped child is a zombie, state `Z`).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// The last lines of a log file, for error messages.

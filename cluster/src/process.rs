@@ -15,8 +15,12 @@ static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
 ///
 /// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not the process,
 /// so every child is forked by one thread that lives as long as the process.
+///
+/// Each child gets its own process group, so a Ctrl-C at the terminal reaches only the
+/// launcher, which then stops the children in order (edges first).
 pub fn spawn(mut cmd: Command) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
     // SAFETY: runs in the forked child before exec; prctl and getppid are async-signal-safe
     // and touch no memory of the parent. std applies `uid`/`gid` before these closures, so
     // the death signal survives the switch to the `postgres` user.
