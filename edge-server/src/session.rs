@@ -109,7 +109,7 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
                     }
                     Some(Ok(WsMessage::Close(_))) => {
                         // tungstenite queued the close reply: flush it and finish.
-                        let _ = ws.flush().await;
+                        let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, ws.flush()).await;
                         return End::Gone;
                     }
                     Some(Ok(_)) => {} // ping (answered by tungstenite), pong, raw frame
@@ -119,7 +119,9 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
                 if last_heard.elapsed() >= cfg.pong_timeout {
                     return End::Close(POLICY, "no pong");
                 }
-                if ws.send(WsMessage::Ping(Default::default())).await.is_err() {
+                // A client that reads nothing cannot block the socket's task for long.
+                let ping = ws.send(WsMessage::Ping(Default::default()));
+                if !matches!(tokio::time::timeout(cfg.pong_timeout, ping).await, Ok(Ok(()))) {
                     return End::Gone;
                 }
             }
