@@ -23,7 +23,7 @@ use anyhow::Context;
 use fred::interfaces::ClientLike;
 use fred::types::config::ReconnectPolicy;
 use shared::auth::JwtKeys;
-use shared::store::Store;
+use shared::store::{GroupCommit, GroupCommitConfig, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -52,6 +52,7 @@ pub async fn run(
     migrate(&store, &shutdown).await?;
     let redis = connect_redis(&config.redis_url).await?;
     let state = AppState {
+        commits: GroupCommit::spawn(store.clone(), GroupCommitConfig::default()),
         store,
         redis: redis.clone(),
         jwt,

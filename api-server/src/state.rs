@@ -5,7 +5,7 @@ use std::sync::Arc;
 use fred::clients::Client;
 use shared::auth::JwtKeys;
 use shared::limits::Limits;
-use shared::store::Store;
+use shared::store::{GroupCommit, Store};
 
 use crate::limiter::{LoginLimiter, SendLimiter};
 use crate::observe::Metrics;
@@ -15,6 +15,8 @@ use crate::password::Passwords;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
+    /// Sends go through the group committer: concurrent sends share transactions.
+    pub commits: GroupCommit,
     /// Commands and publishes (never subscribed).
     pub redis: Client,
     pub jwt: JwtKeys,

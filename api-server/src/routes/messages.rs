@@ -68,8 +68,8 @@ pub struct SendBody {
     reply_to: Option<i64>,
 }
 
-/// `POST /api/channels/{id}/messages`: 201 the stored message, published on `channel-{id}`
-/// after the commit; 200 with the original for a retried `client_msg_id` (not published
+/// `POST /api/channels/{id}/messages`: 201 the stored message (committed through the group
+/// committer, one transaction for concurrent sends), published on `channel-{id}` after the commit; 200 with the original for a retried `client_msg_id` (not published
 /// again).
 pub async fn send(
     State(s): State<AppState>,
@@ -88,7 +88,7 @@ pub async fn send(
         .check(me.id, Instant::now())
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let outcome = s
-        .store
+        .commits
         .send(NewMessage {
             channel_id: id,
             sender_id: me.id,
