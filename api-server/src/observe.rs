@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::state::AppState;
@@ -51,7 +51,8 @@ impl Default for Metrics {
     }
 }
 
-/// Counts requests by method, route and status, and times them by route.
+/// Counts requests by method, route and status, times them by route, and turns a panic into
+/// a 500.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
@@ -61,8 +62,16 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let span = tracing::info_span!("request", %method, %route, user_id = tracing::field::Empty);
     let resp = {
+        use futures_util::FutureExt;
         use tracing::Instrument;
-        next.run(req).instrument(span).await
+        // A panicking handler still answers with the JSON 500 (and never its message).
+        std::panic::AssertUnwindSafe(next.run(req).instrument(span))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                crate::error::ApiError::Unexpected(anyhow::anyhow!("handler panicked"))
+                    .into_response()
+            })
     };
     let status = resp.status().as_u16().to_string();
     let secs = start.elapsed().as_secs_f64();
