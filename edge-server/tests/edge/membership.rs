@@ -149,3 +149,38 @@ async fn presence_is_cluster_wide() {
     drop(ca2);
     cb.until(|f| (f == &offline).then_some(())).await;
 }
+
+#[tokio::test]
+async fn typing_and_read_reach_the_other_members() {
+    let env = Env::new().await;
+    let (a, b) = (env.user("alice").await, env.user("bob").await);
+    let ch = env.channel("general", &[&a, &b]).await;
+    let (e1, e2) = (env.edge().await, env.edge().await);
+    let mut ca = env.connect(&e1, &a).await;
+    let mut cb = env.connect(&e2, &b).await;
+    let m = ca.send(ch.id, "hi", "c1").await;
+    assert_eq!(cb.messages(ch.id, 1).await, vec![m]);
+
+    ca.send_json(serde_json::json!({"type": "typing", "channel_id": ch.id}))
+        .await;
+    let typing = ServerFrame::Typing {
+        channel_id: ch.id,
+        user_id: a.id,
+        username: "alice".into(),
+    };
+    assert_eq!(cb.reply().await, typing);
+
+    cb.send_json(serde_json::json!({"type": "read", "channel_id": ch.id, "seq": 1}))
+        .await;
+    let read = ServerFrame::Read {
+        channel_id: ch.id,
+        user_id: b.id,
+        seq: 1,
+    };
+    assert_eq!(ca.reply().await, read);
+    let mine = env.store.my_channel(b.id, ch.id).await.unwrap().unwrap();
+    assert_eq!((mine.last_read_seq, mine.unread), (1, 0));
+    // The typing user's own sockets do not get their `typing` back.
+    let seen = ca.sync().await;
+    assert!(!seen.contains(&typing), "{seen:?}");
+}
