@@ -52,8 +52,9 @@ pub enum ConnError {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub index: usize,
-    /// Full WebSocket URL, token included.
-    pub url: String,
+    /// Full WebSocket URLs, token included: the first for the first connection, the next ones
+    /// in turn for reconnects (so `--resume` moves off a dead edge).
+    pub urls: Vec<String>,
     pub source: Option<IpAddr>,
     /// The run's channels this socket's user is a member of.
     pub channels: Vec<i64>,
@@ -124,7 +125,7 @@ pub async fn run(
             break;
         }
         let t0 = Instant::now();
-        let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&s.plan)).await;
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&s.plan, attempt)).await;
         let (mut ws, ready) = match connected {
             Ok(Ok(x)) => x,
             Ok(Err(_)) | Err(_) => {
@@ -136,7 +137,7 @@ pub async fn run(
                     break;
                 }
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(backoff(attempt)).await;
                 continue;
             }
         };
@@ -167,7 +168,7 @@ pub async fn run(
                     break;
                 }
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(backoff(attempt)).await;
             }
         }
     }
@@ -180,8 +181,13 @@ pub async fn run(
 /// Opens the TCP connection from the plan's source address and completes the handshake.
 async fn connect(
     plan: &Plan,
+    attempt: u32,
 ) -> Result<(WebSocketStream<TcpStream>, Vec<shared::protocol::MyChannel>), ConnError> {
-    let req = plan.url.as_str().into_client_request()?;
+    let url = plan
+        .urls
+        .get(attempt as usize % plan.urls.len().max(1))
+        .ok_or_else(|| ConnError::Protocol("no URL".into()))?;
+    let req = url.as_str().into_client_request()?;
     let host = req.uri().host().unwrap_or("127.0.0.1").to_owned();
     let port = req.uri().port_u16().unwrap_or(80);
     let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
@@ -452,6 +458,11 @@ impl Socket {
         }
         None
     }
+}
+
+/// Wait before reconnect `attempt`: 100 ms, growing to 1 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100 * u64::from(attempt.min(10)))
 }
 
 async fn sleep_until(t: Option<Instant>) {

@@ -137,7 +137,9 @@ pub async fn build(args: &Args, progress: &indicatif::ProgressBar) -> anyhow::Re
         };
         plans.push(Plan {
             index: i,
-            url: format!("{}?token={}", urls[i % urls.len()], sessions[u].token),
+            urls: (0..urls.len())
+                .map(|k| format!("{}?token={}", urls[(i + k) % urls.len()], sessions[u].token))
+                .collect(),
             source: args.source_ips.map(|r| IpAddr::V4(r.nth(i))),
             channels: chans,
             auto,

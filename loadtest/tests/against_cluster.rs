@@ -122,8 +122,9 @@ async fn healthy_cluster_chat_smoke_exits_zero_with_nothing_lost() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn edge_killed_without_resume_is_reported_as_loss() {
+/// Runs a direct-to-edges chat load, SIGKILLs edge-1 two seconds into the send phase, and
+/// returns the exit code and the JSON report.
+async fn run_with_edge_killed(extra: &[&str]) -> (Option<i32>, serde_json::Value) {
     let mut cluster = start_cluster(2).await;
     let json = cluster.data_dir().join("kill.json");
     let targets: Vec<String> = cluster
@@ -132,7 +133,7 @@ async fn edge_killed_without_resume_is_reported_as_loss() {
         .map(|a| format!("ws://{a}"))
         .collect();
     // 5 channels over 20 users: every channel has members on both edges.
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "--target",
         &cluster.http_url(),
         "--ws-targets",
@@ -148,13 +149,14 @@ async fn edge_killed_without_resume_is_reported_as_loss() {
         "--duration",
         "8s",
         "--grace",
-        "3s",
+        "10s",
         "--json",
         json.to_str().unwrap(),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
     let mut child = loadtest(&args)
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
@@ -176,13 +178,31 @@ async fn edge_killed_without_resume_is_reported_as_loss() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.kill_edge(0, libc::SIGKILL).await.unwrap();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(90), child.wait())
         .await
         .unwrap()
         .unwrap();
-    let r = read_json(&json);
-    assert_eq!(status.code(), Some(1), "{r:#}");
+    (status.code(), read_json(&json))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_killed_without_resume_is_reported_as_loss() {
+    let (code, r) = run_with_edge_killed(&[]).await;
+    assert_eq!(code, Some(1), "{r:#}");
     assert_eq!(r["passed"], false);
     assert!(r["deliveries"]["lost"].as_u64().unwrap() > 0, "{r:#}");
+    // The 10 sockets of edge-1 were closed by the crash, none came back.
     assert_eq!(r["connections"]["disconnects"], 10, "{r:#}");
+    assert_eq!(r["connections"]["reconnects"], 0, "{r:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_killed_with_resume_loses_nothing() {
+    let (code, r) = run_with_edge_killed(&["--resume"]).await;
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(r["deliveries"]["lost"], 0, "{r:#}");
+    assert_eq!(r["deliveries"]["duplicated"], 0, "{r:#}");
+    assert_eq!(r["deliveries"]["out_of_order"], 0, "{r:#}");
+    assert_eq!(r["connections"]["disconnects"], 10, "{r:#}");
+    assert_eq!(r["connections"]["reconnects"], 10, "{r:#}");
 }
