@@ -52,8 +52,11 @@ pub async fn run(
     edge.metrics.sockets.fetch_add(1, Relaxed);
     edge.hub.activate(&s, ready, &channels);
     let end = serve(&edge, &mut ws, &s, token_exp).await;
+    if !matches!(end, End::Gone) {
+        tracing::debug!(socket = s.id, user = s.user_id, "closing socket");
+    }
     if let End::Close(code, reason) = end {
-        close(&mut ws, code, reason).await;
+        Box::pin(close(&mut ws, code, reason)).await;
     }
     let ids = s.channel_ids();
     edge.hub.close_socket(&s);
@@ -74,12 +77,15 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
     let mut last_heard = Instant::now();
     let now = chrono::Utc::now().timestamp();
     let expiry = Instant::now() + Duration::from_secs(token_exp.saturating_sub(now).max(0) as u64);
-    let mut out: Vec<Utf8Bytes> = Vec::with_capacity(WRITE_BATCH);
+    // Allocated on the first write: an idle socket holds no write batch.
+    let mut out: Vec<Utf8Bytes> = Vec::new();
     loop {
         tokio::select! {
             biased;
             _ = s.queue.ready() => {
-                if let Some(end) = write_queue(edge, ws, s, &mut out).await {
+                // Boxed: the idle task stays small; the state of a write lives on the heap
+                // only while writing.
+                if let Some(end) = Box::pin(write_queue(edge, ws, s, &mut out)).await {
                     return end;
                 }
             }
@@ -96,7 +102,7 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
                     Some(Err(_)) => return End::Gone,
                     Some(Ok(WsMessage::Text(t))) => {
                         edge.metrics.frames_in.fetch_add(1, Relaxed);
-                        crate::frames::handle(edge, s, &t).await;
+                        Box::pin(crate::frames::handle(edge, s, &t)).await;
                     }
                     Some(Ok(WsMessage::Binary(_))) => {
                         edge.metrics.frames_in.fetch_add(1, Relaxed);
