@@ -79,6 +79,8 @@ pub struct Outcome {
     pub connected: bool,
     /// Why the server side ended the last connection, if it did.
     pub closed_by_server: Option<String>,
+    /// Why the first connection attempt failed, if it did.
+    pub connect_error: Option<String>,
 }
 
 struct Pending {
@@ -128,8 +130,12 @@ pub async fn run(
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&s.plan, attempt)).await;
         let (mut ws, ready) = match connected {
             Ok(Ok(x)) => x,
-            Ok(Err(_)) | Err(_) => {
+            failed => {
                 if attempt == 0 {
+                    s.out.connect_error = Some(match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => ConnError::Timeout.to_string(),
+                    });
                     Counters::add(&shared.counters.connect_failed, 1);
                     break;
                 }

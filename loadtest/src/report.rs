@@ -21,6 +21,8 @@ pub struct Connections {
     pub reconnects: u64,
     /// Last reason per socket the server ended, counted.
     pub closed_by_server: HashMap<String, u64>,
+    /// Why first connection attempts failed, counted.
+    pub connect_errors: HashMap<String, u64>,
     pub connect_seconds: f64,
     /// From TCP connect to the `ready` frame.
     pub connect_latency: Percentiles,
@@ -136,6 +138,9 @@ impl Report {
             ),
         );
         row(&mut s, "connect latency", lat(&c.connect_latency));
+        if !c.connect_errors.is_empty() {
+            row(&mut s, "connect errors", format!("{:?}", c.connect_errors));
+        }
         row(
             &mut s,
             "server closes / reconnects",

@@ -174,8 +174,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     }
     let mut tally = Tally::default();
     let mut closed_by_server = HashMap::<String, u64>::new();
+    let mut connect_errors = HashMap::<String, u64>::new();
     for o in &outcomes {
         tally_tracks(&mut tally, &acked, &o.tracks);
+        if let Some(why) = &o.connect_error {
+            *connect_errors.entry(why.clone()).or_default() += 1;
+        }
         if let Some(why) = &o.closed_by_server {
             *closed_by_server.entry(why.clone()).or_default() += 1;
         }
@@ -188,6 +192,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         disconnects: Counters::get(&c.disconnects),
         reconnects: Counters::get(&c.reconnects),
         closed_by_server,
+        connect_errors,
         connect_seconds: connect_secs,
         connect_latency: Percentiles::of(&shared.connect.merged()),
     };
