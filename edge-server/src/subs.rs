@@ -43,6 +43,9 @@ pub async fn run(
                 None => return,
                 Some(SubCmd::Subscribe(t)) => {
                     if desired.insert(t.clone()) {
+                        if t.starts_with("channel-") {
+                            edge.metrics.subscribed_channels.fetch_add(1, Relaxed);
+                        }
                         if sub.subscribe(t.clone()).await.is_err() {
                             dirty = true;
                         } else if let Some(shared::topics::Topic::Channel(id)) =
@@ -56,8 +59,13 @@ pub async fn run(
                     }
                 }
                 Some(SubCmd::Unsubscribe(t)) => {
-                    if desired.remove(&t) && sub.unsubscribe(t).await.is_err() {
-                        dirty = true;
+                    if desired.remove(&t) {
+                        if t.starts_with("channel-") {
+                            edge.metrics.subscribed_channels.fetch_sub(1, Relaxed);
+                        }
+                        if sub.unsubscribe(t).await.is_err() {
+                            dirty = true;
+                        }
                     }
                 }
                 Some(SubCmd::Barrier(done)) => {
@@ -72,8 +80,6 @@ pub async fn run(
             }
             _ = tick.tick() => {}
         }
-        let n = desired.iter().filter(|t| t.starts_with("channel-")).count();
-        edge.metrics.subscribed_channels.store(n as i64, Relaxed);
         if dirty {
             let all: Vec<String> = desired.iter().cloned().collect();
             if sub.subscribe(all).await.is_ok() {
