@@ -324,3 +324,26 @@ async fn a_frame_over_the_limit_closes_with_1009() {
         .messages
         .is_empty());
 }
+
+#[tokio::test]
+async fn a_socket_that_never_answers_pings_is_closed() {
+    let env = Env::new().await;
+    let alice = env.user("alice").await;
+    let edge = env
+        .edge_with(|c| {
+            c.ping_interval = Duration::from_millis(200);
+            c.pong_timeout = Duration::from_secs(1);
+        })
+        .await;
+    let mut c = env.connect(&edge, &alice).await;
+    // The client reads nothing (so it answers no ping) for longer than the pong timeout.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(c.closed().await, Some(1008));
+
+    // A client that reads (and so answers pings) stays connected past the timeout.
+    let mut c = env.connect(&edge, &alice).await;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.sync().await;
+    }
+}
