@@ -36,7 +36,8 @@ pub struct Config {
     pub gap_grace: Duration,
     /// Largest batch of sends committed in one transaction.
     pub send_batch_max: usize,
-    /// Concurrent send batches (each holds one PostgreSQL connection while committing).
+    /// Group-commit shards: channels are spread over this many committer tasks, each
+    /// committing its batches one after another (one PostgreSQL connection each).
     pub send_workers: usize,
 }
 

@@ -82,7 +82,12 @@ pub async fn run(
     let (subs_tx, subs_rx) = mpsc::unbounded_channel();
     let (presence_tx, presence_rx) = mpsc::unbounded_channel();
     let (pub_tx, pub_rx) = mpsc::channel(1 << 16);
-    let (sends, sends_rx) = sender::SendQueue::new(1 << 14);
+    let sends = sender::SendQueue::new(
+        store.clone(),
+        config.send_batch_max,
+        config.send_workers,
+        pub_tx.clone(),
+    );
     let limits = config.limits.clone();
     let edge = Arc::new_cyclic(|weak: &Weak<Edge>| {
         let weak = weak.clone();
@@ -118,13 +123,6 @@ pub async fn run(
         pub_rx,
         tasks.clone(),
     ));
-    for _ in 0..edge.config.send_workers.max(1) {
-        background.spawn(sender::worker(
-            edge.clone(),
-            sends_rx.clone(),
-            tasks.clone(),
-        ));
-    }
     background.spawn(presence::run(
         edge.clone(),
         presence_rx,

@@ -1,7 +1,7 @@
-//! Group commit of sends, and the publisher. Sockets hand their validated sends to a few
-//! batching workers; each worker commits what has gathered in one `Store::send_batch`
-//! transaction, answers every socket through a oneshot (the ack happens only after the
-//! commit), and queues the `message` publishes in seq order.
+//! Sends and the publisher. Sockets hand their validated sends to the shared group committer
+//! (`shared::store::GroupCommit`): sends from every socket are committed together in one
+//! transaction, each socket hears its outcome only after the commit, and every stored message
+//! is queued for publishing in commit (so `seq`) order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +9,8 @@ use std::time::Duration;
 use fred::clients::Client;
 use fred::interfaces::PubsubInterface;
 use shared::protocol::ServerFrame;
-use shared::store::{NewMessage, SendOutcome, StoreError};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use shared::store::{GroupCommit, GroupCommitConfig, NewMessage, SendOutcome, Store, StoreError};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::edge::Edge;
@@ -24,87 +24,47 @@ pub enum SendError {
     Internal,
 }
 
-type Reply = oneshot::Sender<Result<SendOutcome, SendError>>;
-
-/// The sockets' side of the batching workers.
+/// The sockets' handle to the group committer.
 #[derive(Debug, Clone)]
 pub struct SendQueue {
-    tx: mpsc::Sender<(NewMessage, Reply)>,
+    commits: GroupCommit,
 }
 
-/// The workers' side.
-pub type SendReceiver = Arc<Mutex<mpsc::Receiver<(NewMessage, Reply)>>>;
-
 impl SendQueue {
-    pub fn new(bound: usize) -> (Self, SendReceiver) {
-        let (tx, rx) = mpsc::channel(bound);
-        (SendQueue { tx }, Arc::new(Mutex::new(rx)))
+    /// Starts the committer; each stored message goes to `publish` as a `message` frame.
+    pub fn new(
+        store: Store,
+        max_batch: usize,
+        shards: usize,
+        publish: mpsc::Sender<(String, String)>,
+    ) -> Self {
+        let config = GroupCommitConfig {
+            max_batch,
+            shards,
+            ..GroupCommitConfig::default()
+        };
+        let on_stored = Arc::new(move |m: &shared::Message| {
+            let topic = shared::topics::channel(m.channel_id);
+            let frame = ServerFrame::Message { message: m.clone() };
+            // Full queue: the publish is dropped and subscribers fill from PostgreSQL.
+            if publish.try_send((topic, frame.to_json())).is_err() {
+                tracing::warn!("publish queue full: dropping a publish");
+            }
+        });
+        SendQueue {
+            commits: GroupCommit::spawn_with_hook(store, config, on_stored),
+        }
     }
 
     /// Commits one message (batched with others) and returns its outcome.
     pub async fn send(&self, msg: NewMessage) -> Result<SendOutcome, SendError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send((msg, reply))
-            .await
-            .map_err(|_| SendError::Unavailable)?;
-        rx.await.map_err(|_| SendError::Internal)?
-    }
-}
-
-/// One batching worker; several run side by side, each committing its own batch.
-pub async fn worker(edge: Arc<Edge>, rx: SendReceiver, shutdown: CancellationToken) {
-    let max = edge.config.send_batch_max.max(1);
-    let mut batch: Vec<NewMessage> = Vec::with_capacity(max);
-    let mut replies: Vec<Reply> = Vec::with_capacity(max);
-    loop {
-        {
-            let mut rx = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                g = rx.lock() => g,
-            };
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                m = rx.recv() => m,
-            };
-            let Some((m, r)) = first else { return };
-            batch.push(m);
-            replies.push(r);
-            while batch.len() < max {
-                match rx.try_recv() {
-                    Ok((m, r)) => {
-                        batch.push(m);
-                        replies.push(r);
-                    }
-                    Err(_) => break,
-                }
+        self.commits.send(msg).await.map_err(|e| match e {
+            StoreError::Unavailable(_) => SendError::Unavailable,
+            e => {
+                tracing::warn!(error = %e, "send failed");
+                SendError::Internal
             }
-        }
-        match edge.store.send_batch(&batch).await {
-            Ok(outcomes) => {
-                for (o, r) in outcomes.into_iter().zip(replies.drain(..)) {
-                    if let SendOutcome::Stored(m) = &o {
-                        let topic = shared::topics::channel(m.channel_id);
-                        let frame = ServerFrame::Message { message: m.clone() };
-                        edge.publish(topic, frame.to_json());
-                    }
-                    let _ = r.send(Ok(o));
-                }
-            }
-            Err(e) => {
-                let unavailable = matches!(e, StoreError::Unavailable(_));
-                tracing::warn!(edge = %edge.id, error = %e, n = batch.len(), "send batch failed");
-                for r in replies.drain(..) {
-                    let _ = r.send(Err(if unavailable {
-                        SendError::Unavailable
-                    } else {
-                        SendError::Internal
-                    }));
-                }
-            }
-        }
-        batch.clear();
-        replies.clear();
+        })
     }
 }
 

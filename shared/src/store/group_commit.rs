@@ -13,6 +13,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{NewMessage, SendOutcome, Store, StoreError};
+use crate::protocol::Message;
+
+/// Called with every newly stored message, in commit order, right after its batch commits and
+/// before any caller hears of it (publishers use it to announce messages in `seq` order).
+pub type OnStored = std::sync::Arc<dyn Fn(&Message) + Send + Sync>;
 
 /// Tuning of the committer.
 #[derive(Debug, Clone, Copy)]
@@ -49,10 +54,20 @@ pub struct GroupCommit {
 impl GroupCommit {
     /// Starts the committer task on the current runtime.
     pub fn spawn(store: Store, config: GroupCommitConfig) -> Self {
+        Self::spawn_with_hook(store, config, std::sync::Arc::new(|_: &Message| {}))
+    }
+
+    /// Like [`GroupCommit::spawn`], calling `on_stored` for every newly stored message.
+    pub fn spawn_with_hook(store: Store, config: GroupCommitConfig, on_stored: OnStored) -> Self {
         let shards = (0..config.shards.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(config.queue.max(1));
-                tokio::spawn(run(store.clone(), rx, config.max_batch.max(1)));
+                tokio::spawn(run(
+                    store.clone(),
+                    rx,
+                    config.max_batch.max(1),
+                    on_stored.clone(),
+                ));
                 tx
             })
             .collect();
@@ -95,7 +110,7 @@ impl std::future::Future for Outcome {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Pending>, max_batch: usize) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Pending>, max_batch: usize, on_stored: OnStored) {
     let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let msgs: Vec<NewMessage> = batch.iter().map(|p| p.msg.clone()).collect();
@@ -105,6 +120,11 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Pending>, max_batch: usize) {
         metrics::histogram!("chat_group_commit_batch_size").record(msgs.len() as f64);
         match result {
             Ok(outcomes) => {
+                for o in &outcomes {
+                    if let SendOutcome::Stored(m) = o {
+                        on_stored(m);
+                    }
+                }
                 for (p, o) in batch.drain(..).zip(outcomes) {
                     let _ = p.reply.send(Ok(o));
                 }

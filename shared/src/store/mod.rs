@@ -12,7 +12,7 @@ use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 pub use channels::DirectChannel;
-pub use group_commit::{GroupCommit, GroupCommitConfig, Outcome};
+pub use group_commit::{GroupCommit, GroupCommitConfig, OnStored, Outcome};
 pub use messages::{History, NewMessage, SendOutcome};
 
 /// Errors of the store, split the way callers must treat them.
