@@ -163,4 +163,55 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    /// Two clusters on one `HTTP_PORT` would otherwise both bind (SO_REUSEPORT) and the kernel
+    /// would split clients between them: the second HAProxy must fail to start instead.
+    #[test]
+    fn a_second_haproxy_on_a_taken_port_fails_to_start() {
+        let dir = std::env::temp_dir().join(format!("hadup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("free port: {e}"));
+        let start = |n: u32| {
+            let mut cfg = sample();
+            cfg.bind = format!("127.0.0.1:{port}");
+            cfg.stats_socket = dir.join(format!("s{n}.sock")).display().to_string();
+            let path = dir.join(format!("haproxy{n}.cfg"));
+            std::fs::write(&path, render(&cfg)).unwrap_or_default();
+            std::process::Command::new("haproxy")
+                .arg("-db")
+                .arg("-f")
+                .arg(&path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start haproxy (is it installed?): {e}"))
+        };
+        let mut first = start(1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "first haproxy never listened"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let mut second = start(2);
+        let mut exited = None;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while exited.is_none() && std::time::Instant::now() < deadline {
+            exited = second.try_wait().ok().flatten();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = second.kill();
+        let _ = first.kill();
+        let _ = second.wait();
+        let _ = first.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        let status =
+            exited.unwrap_or_else(|| panic!("second haproxy kept running on a taken port"));
+        assert!(!status.success(), "second haproxy exited 0");
+    }
 }
