@@ -2,7 +2,7 @@
 //! in id order, `seq` is assigned from `channels.last_seq` under that lock (gap-free, SPEC 5.2),
 //! and a `client_msg_id` already stored returns the original message (SPEC 5.3).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use tokio_postgres::Row;
 
@@ -61,15 +61,6 @@ pub struct History {
     pub next: Option<i64>,
 }
 
-/// Where a send of the batch stands while the transaction runs.
-enum Slot {
-    Done(SendOutcome),
-    /// Index into the rows being inserted.
-    Insert(usize),
-    /// Same key as an earlier send of this batch: gets the same message as a duplicate.
-    SameAs(usize),
-}
-
 impl Store {
     /// Stores one message; see [`Store::send_batch`].
     pub async fn send(&self, msg: NewMessage) -> Result<SendOutcome, StoreError> {
@@ -81,194 +72,78 @@ impl Store {
     /// Stores a batch of messages in one transaction (one commit, one fsync) and returns one
     /// outcome per input, in input order. Either every `Stored` message is committed or the
     /// call fails and none is.
+    ///
+    /// The whole batch is one call of the SQL function `send_messages` (migration 0002) in
+    /// autocommit mode: one round trip, and the rows arrive only after the commit (the reply
+    /// ends with ReadyForQuery, sent after the WAL flush). Channel rows are locked in id order,
+    /// seqs are assigned from `channels.last_seq` under that lock, and stored keys are read
+    /// after it.
     pub async fn send_batch(&self, batch: &[NewMessage]) -> Result<Vec<SendOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-
-        // 1. Lock the channels, in id order so concurrent batches cannot deadlock.
-        let mut channel_ids: Vec<i64> = batch.iter().map(|m| m.channel_id).collect();
-        channel_ids.sort_unstable();
-        channel_ids.dedup();
-        let lock = tx
-            .prepare_cached(
-                "SELECT id, last_seq FROM channels WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-            )
-            .await?;
-        let mut last_seq: HashMap<i64, i64> = tx
-            .query(&lock, &[&channel_ids])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-
-        // 2. Membership of each sender.
-        let (mc, mu): (Vec<i64>, Vec<i64>) =
-            batch.iter().map(|m| (m.channel_id, m.sender_id)).unzip();
-        let members_q = tx
-            .prepare_cached(
-                "SELECT cm.channel_id, cm.user_id FROM channel_members cm
-                 JOIN unnest($1::int8[], $2::int8[]) AS k(c, u) ON cm.channel_id = k.c AND cm.user_id = k.u",
-            )
-            .await?;
-        let members: HashSet<(i64, i64)> = tx
-            .query(&members_q, &[&mc, &mu])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-
-        // 3. Messages already stored under these client_msg_ids. Read after the channel lock,
-        //    so a concurrent send of the same key has committed and is seen here.
-        let keyed: Vec<&NewMessage> = batch.iter().filter(|m| m.client_msg_id.is_some()).collect();
-        let mut existing: HashMap<(i64, i64, String), Message> = HashMap::new();
-        if !keyed.is_empty() {
-            let kc: Vec<i64> = keyed.iter().map(|m| m.channel_id).collect();
-            let ks: Vec<i64> = keyed.iter().map(|m| m.sender_id).collect();
-            let kk: Vec<&str> = keyed
-                .iter()
-                .filter_map(|m| m.client_msg_id.as_deref())
-                .collect();
-            let q = tx
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLS} FROM messages m JOIN users u ON u.id = m.sender_id
-                     JOIN unnest($1::int8[], $2::int8[], $3::text[]) AS k(c, s, cm)
-                       ON m.channel_id = k.c AND m.sender_id = k.s AND m.client_msg_id = k.cm"
-                ))
-                .await?;
-            for r in tx.query(&q, &[&kc, &ks, &kk]).await? {
-                let m = message(&r);
-                let key = (
-                    m.channel_id,
-                    m.sender_id,
-                    m.client_msg_id.clone().unwrap_or_default(),
-                );
-                existing.insert(key, m);
-            }
-        }
-
-        // 4. Assign seqs in input order.
-        let mut slots = Vec::with_capacity(batch.len());
-        let mut seen: HashMap<(i64, i64, &str), usize> = HashMap::new();
-        let (mut ic, mut iq, mut is, mut ib, mut ir, mut ik) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
+        let n = batch.len();
+        let (mut c, mut s, mut b, mut r, mut k) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
         );
         for m in batch {
-            let Some(last) = last_seq.get_mut(&m.channel_id) else {
-                slots.push(Slot::Done(SendOutcome::NoChannel));
-                continue;
-            };
-            if !members.contains(&(m.channel_id, m.sender_id)) {
-                slots.push(Slot::Done(SendOutcome::NotMember));
-                continue;
-            }
-            if let Some(k) = m.client_msg_id.as_deref() {
-                if let Some(orig) = existing.get(&(m.channel_id, m.sender_id, k.to_owned())) {
-                    slots.push(Slot::Done(SendOutcome::Duplicate(orig.clone())));
-                    continue;
-                }
-                if let Some(&i) = seen.get(&(m.channel_id, m.sender_id, k)) {
-                    slots.push(Slot::SameAs(i));
-                    continue;
-                }
-            }
-            if let Some(r) = m.reply_to {
-                if r < 1 || r > *last {
-                    slots.push(Slot::Done(SendOutcome::BadReplyTo));
-                    continue;
-                }
-            }
-            *last += 1;
-            if let Some(k) = m.client_msg_id.as_deref() {
-                seen.insert((m.channel_id, m.sender_id, k), ic.len());
-            }
-            slots.push(Slot::Insert(ic.len()));
-            ic.push(m.channel_id);
-            iq.push(*last);
-            is.push(m.sender_id);
-            ib.push(m.content.as_str());
-            ir.push(m.reply_to);
-            ik.push(m.client_msg_id.as_deref());
+            c.push(m.channel_id);
+            s.push(m.sender_id);
+            b.push(m.content.as_str());
+            r.push(m.reply_to);
+            k.push(m.client_msg_id.as_deref());
         }
-
-        // 5. Insert, bump last_seq, and read back ids, timestamps and sender names.
-        let mut stored: Vec<Option<Message>> = vec![None; ic.len()];
-        if !ic.is_empty() {
-            let insert = tx
-                .prepare_cached(
-                    "INSERT INTO messages (id, channel_id, seq, sender_id, content, reply_to, client_msg_id)
-                     SELECT next_message_id(), k.c, k.q, k.s, k.b, k.r, k.k
-                     FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int8[], $6::text[])
-                          WITH ORDINALITY AS k(c, q, s, b, r, k, n)
-                     ORDER BY k.n
-                     RETURNING channel_id, seq, id, created_at",
-                )
-                .await?;
-            let rows = tx.query(&insert, &[&ic, &iq, &is, &ib, &ir, &ik]).await?;
-            let index: HashMap<(i64, i64), usize> = ic
-                .iter()
-                .zip(&iq)
-                .enumerate()
-                .map(|(i, (c, q))| ((*c, *q), i))
-                .collect();
-            let mut senders: Vec<i64> = is.clone();
-            senders.sort_unstable();
-            senders.dedup();
-            let names_q = tx
-                .prepare_cached("SELECT id, username FROM users WHERE id = ANY($1)")
-                .await?;
-            let names: HashMap<i64, String> = tx
-                .query(&names_q, &[&senders])
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            for r in rows {
-                let (c, q): (i64, i64) = (r.get(0), r.get(1));
-                let Some(&i) = index.get(&(c, q)) else {
-                    continue;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT outcome, id, channel_id, seq, sender_id, sender, content, reply_to, \
+                        client_msg_id, created_at \
+                 FROM send_messages($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::text[])",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&c, &s, &b, &r, &k]).await?;
+        if rows.len() != n {
+            return Err(StoreError::Unexpected(anyhow::anyhow!(
+                "send_messages returned {} rows for {n} sends",
+                rows.len()
+            )));
+        }
+        rows.iter()
+            .map(|row| {
+                let code: i16 = row.get(0);
+                let msg = || -> Result<Message, StoreError> {
+                    let id: Option<i64> = row.get(1);
+                    let id = id.ok_or_else(|| {
+                        StoreError::Unexpected(anyhow::anyhow!("stored message not returned"))
+                    })?;
+                    Ok(Message {
+                        id,
+                        channel_id: row.get(2),
+                        seq: row.get(3),
+                        sender_id: row.get(4),
+                        sender: row.get(5),
+                        content: row.get(6),
+                        reply_to: row.get(7),
+                        client_msg_id: row.get(8),
+                        created_at: row.get(9),
+                    })
                 };
-                stored[i] = Some(Message {
-                    id: r.get(2),
-                    channel_id: c,
-                    seq: q,
-                    sender_id: is[i],
-                    sender: names.get(&is[i]).cloned().unwrap_or_default(),
-                    content: ib[i].to_owned(),
-                    reply_to: ir[i],
-                    client_msg_id: ik[i].map(str::to_owned),
-                    created_at: r.get(3),
-                });
-            }
-            let (uc, uq): (Vec<i64>, Vec<i64>) = last_seq.iter().map(|(c, q)| (*c, *q)).unzip();
-            let bump = tx
-                .prepare_cached(
-                    "UPDATE channels c SET last_seq = k.q
-                     FROM unnest($1::int8[], $2::int8[]) AS k(id, q)
-                     WHERE c.id = k.id AND c.last_seq <> k.q",
-                )
-                .await?;
-            tx.execute(&bump, &[&uc, &uq]).await?;
-        }
-        tx.commit().await?;
-
-        let lost = || StoreError::Unexpected(anyhow::anyhow!("inserted row not returned"));
-        slots
-            .into_iter()
-            .map(|s| match s {
-                Slot::Done(o) => Ok(o),
-                Slot::Insert(i) => stored[i].clone().map(SendOutcome::Stored).ok_or_else(lost),
-                Slot::SameAs(i) => stored[i]
-                    .clone()
-                    .map(SendOutcome::Duplicate)
-                    .ok_or_else(lost),
+                Ok(match code {
+                    0 => SendOutcome::Stored(msg()?),
+                    1 => SendOutcome::Duplicate(msg()?),
+                    2 => SendOutcome::NoChannel,
+                    3 => SendOutcome::NotMember,
+                    4 => SendOutcome::BadReplyTo,
+                    other => {
+                        return Err(StoreError::Unexpected(anyhow::anyhow!(
+                            "send_messages outcome {other}"
+                        )))
+                    }
+                })
             })
             .collect()
     }

@@ -5,8 +5,14 @@ use anyhow::Context;
 
 /// `(version, name, sql)` in ascending version order. Never edit a released migration:
 /// add a new one.
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "send_messages",
+        include_str!("../../migrations/0002_send_messages.sql"),
+    ),
+];
 
 /// Arbitrary key for `pg_advisory_xact_lock`, shared by every process of the system.
 const LOCK_KEY: i64 = 0x0000_c4a7_0001;
