@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use shared::protocol::{ClientFrame, ErrorCode, ServerFrame};
-use shared::store::{NewMessage, SendOutcome, StoreError};
+use shared::store::{NewMessage, Outcome, SendOutcome, StoreError};
 use shared::validate::{self, Content};
 use tokio::sync::oneshot;
 
@@ -94,15 +94,49 @@ fn send_frame(s: &SocketHandle, f: &ServerFrame) {
     s.queue.push(f.to_json().into());
 }
 
-/// Handles one text frame from the client.
-pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) {
+/// A send in the socket's pipeline: queued for commit, or already refused. The socket's task
+/// awaits [`PendingSend::answer`] for the oldest one, then calls [`finish_send`], so a socket
+/// with several sends in flight gets their replies (`ack` or `error`) in the order it sent them.
+pub struct PendingSend {
+    state: Pending,
+    channel_id: i64,
+    client_msg_id: Option<String>,
+    started: Instant,
+}
+
+enum Pending {
+    Queued(Outcome),
+    Refused(Option<FrameError>),
+}
+
+/// What became of a pending send (opaque: only [`finish_send`] reads it).
+pub struct Answer(Result<SendOutcome, FrameError>);
+
+impl PendingSend {
+    /// Resolves when the send's batch has committed (at once for a refused send).
+    pub async fn answer(&mut self) -> Answer {
+        match &mut self.state {
+            Pending::Queued(outcome) => Answer(
+                outcome
+                    .await
+                    .map_err(|e| FrameError::from(crate::sender::map_error(e))),
+            ),
+            Pending::Refused(e) => Answer(Err(e.take().unwrap_or(FrameError::Internal))),
+        }
+    }
+}
+
+/// Handles one text frame from the client. A valid `send` is queued for commit and returned:
+/// its `ack` (or error) goes out when the caller has awaited the outcome.
+pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) -> Option<PendingSend> {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(f) => f,
         Err(e) => {
             let cmid = serde_json::from_str::<serde_json::Value>(text)
                 .ok()
                 .and_then(|v| v.get("client_msg_id")?.as_str().map(str::to_owned));
-            return reply(s, FrameError::BadRequest(format!("bad frame: {e}")), cmid);
+            reply(s, FrameError::BadRequest(format!("bad frame: {e}")), cmid);
+            return None;
         }
     };
     match frame {
@@ -112,14 +146,23 @@ pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) {
             client_msg_id,
             reply_to,
         } => {
+            let started = Instant::now();
             let cmid = client_msg_id.clone();
-            if let Err(e) = send(edge, s, channel_id, content, client_msg_id, reply_to).await {
-                reply(s, e, cmid);
-            }
+            let state = match send(edge, s, channel_id, content, client_msg_id, reply_to).await {
+                Ok(outcome) => Pending::Queued(outcome),
+                Err(e) => Pending::Refused(Some(e)),
+            };
+            return Some(PendingSend {
+                state,
+                channel_id,
+                client_msg_id: cmid,
+                started,
+            });
         }
         ClientFrame::Typing { channel_id } => {
             if !s.is_member(channel_id) {
-                return reply(s, FrameError::NotMember(channel_id), None);
+                reply(s, FrameError::NotMember(channel_id), None);
+                return None;
             }
             let f = ServerFrame::Typing {
                 channel_id,
@@ -130,7 +173,8 @@ pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) {
         }
         ClientFrame::Read { channel_id, seq } => {
             if !s.is_member(channel_id) {
-                return reply(s, FrameError::NotMember(channel_id), None);
+                reply(s, FrameError::NotMember(channel_id), None);
+                return None;
             }
             match edge.store.mark_read(channel_id, s.user_id, seq).await {
                 Ok(Some(seq)) => {
@@ -155,8 +199,10 @@ pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) {
         }
         ClientFrame::Ping => send_frame(s, &ServerFrame::Pong),
     }
+    None
 }
 
+/// Validates a send and queues it for commit.
 async fn send(
     edge: &Arc<Edge>,
     s: &Arc<SocketHandle>,
@@ -164,8 +210,7 @@ async fn send(
     content: String,
     client_msg_id: Option<String>,
     reply_to: Option<i64>,
-) -> Result<(), FrameError> {
-    let started = Instant::now();
+) -> Result<Outcome, FrameError> {
     let limits = &edge.config.limits;
     let content = Content::parse(content, limits).map_err(|e| FrameError::Validation(e.0))?;
     let client_msg_id =
@@ -179,26 +224,38 @@ async fn send(
             return Err(FrameError::RateLimited { retry_after_ms });
         }
     }
-    let outcome = edge
+    Ok(edge
         .sends
-        .send(NewMessage {
+        .enqueue(NewMessage {
             channel_id,
             sender_id: s.user_id,
             content: content.into_inner(),
-            client_msg_id: client_msg_id.clone(),
+            client_msg_id,
             reply_to,
         })
-        .await?;
-    let message = match outcome {
-        SendOutcome::Stored(m) | SendOutcome::Duplicate(m) => m,
-        SendOutcome::NoChannel | SendOutcome::NotMember => {
-            return Err(FrameError::NotMember(channel_id))
+        .await?)
+}
+
+/// Answers a committed (or failed) send: `ack` with the stored message, or an `error`.
+pub fn finish_send(edge: &Edge, s: &SocketHandle, pending: PendingSend, answer: Answer) {
+    let PendingSend {
+        channel_id,
+        client_msg_id,
+        started,
+        ..
+    } = pending;
+    let message = match answer.0 {
+        Ok(SendOutcome::Stored(m) | SendOutcome::Duplicate(m)) => m,
+        Ok(SendOutcome::NoChannel | SendOutcome::NotMember) => {
+            return reply(s, FrameError::NotMember(channel_id), client_msg_id)
         }
-        SendOutcome::BadReplyTo => {
-            return Err(FrameError::Validation(
+        Ok(SendOutcome::BadReplyTo) => {
+            let e = FrameError::Validation(
                 "reply_to must be the seq of an earlier message of the channel".into(),
-            ))
+            );
+            return reply(s, e, client_msg_id);
         }
+        Err(e) => return reply(s, e, client_msg_id),
     };
     send_frame(
         s,
@@ -211,7 +268,6 @@ async fn send(
     edge.metrics
         .sends_acked
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    Ok(())
 }
 
 async fn resume(

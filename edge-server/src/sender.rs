@@ -9,7 +9,7 @@ use std::time::Duration;
 use fred::clients::Client;
 use fred::interfaces::PubsubInterface;
 use shared::protocol::ServerFrame;
-use shared::store::{GroupCommit, GroupCommitConfig, NewMessage, SendOutcome, Store, StoreError};
+use shared::store::{GroupCommit, GroupCommitConfig, NewMessage, Outcome, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -56,15 +56,22 @@ impl SendQueue {
         }
     }
 
-    /// Commits one message (batched with others) and returns its outcome.
-    pub async fn send(&self, msg: NewMessage) -> Result<SendOutcome, SendError> {
-        self.commits.send(msg).await.map_err(|e| match e {
-            StoreError::Unavailable(_) => SendError::Unavailable,
-            e => {
-                tracing::warn!(error = %e, "send failed");
-                SendError::Internal
-            }
-        })
+    /// Queues one message for the next batch of its channel's committer and returns the
+    /// future of its outcome (resolved after the commit). Sends queued one after another to
+    /// one channel are committed in that order.
+    pub async fn enqueue(&self, msg: NewMessage) -> Result<Outcome, SendError> {
+        self.commits.enqueue(msg).await.map_err(map_error)
+    }
+}
+
+/// What a failed commit means to the client.
+pub fn map_error(e: StoreError) -> SendError {
+    match e {
+        StoreError::Unavailable(_) => SendError::Unavailable,
+        e => {
+            tracing::warn!(error = %e, "send failed");
+            SendError::Internal
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! One WebSocket connection: a single task that reads client frames, writes the socket's
 //! outbound queue, pings, and closes on expiry, drain or overflow.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf
 use tokio_tungstenite::WebSocketStream;
 
 use crate::edge::Edge;
+use crate::frames::{Answer, PendingSend};
 use crate::hub::SocketHandle;
 use crate::presence::PresenceCmd;
 use crate::queue::SLOW_CONSUMER;
@@ -31,6 +33,9 @@ pub const POLICY: u16 = 1008;
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames written per flush.
 const WRITE_BATCH: usize = 64;
+/// Sends one socket may have waiting for their commit; past this the socket's frames are not
+/// read until the oldest is answered (back-pressure through TCP).
+const MAX_PIPELINED_SENDS: usize = 64;
 
 /// What ended the read/write loop.
 enum End {
@@ -79,6 +84,9 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
     let expiry = Instant::now() + Duration::from_secs(token_exp.saturating_sub(now).max(0) as u64);
     // Allocated on the first write: an idle socket holds no write batch.
     let mut out: Vec<Utf8Bytes> = Vec::new();
+    // Sends waiting for their commit, answered in the order they came (no allocation until
+    // the first send).
+    let mut pending: VecDeque<PendingSend> = VecDeque::new();
     loop {
         tokio::select! {
             biased;
@@ -89,7 +97,12 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
                     return end;
                 }
             }
-            m = ws.next() => {
+            r = oldest(&mut pending), if !pending.is_empty() => {
+                if let Some(p) = pending.pop_front() {
+                    crate::frames::finish_send(edge, s, p, r);
+                }
+            }
+            m = ws.next(), if pending.len() < MAX_PIPELINED_SENDS => {
                 last_heard = Instant::now();
                 match m {
                     None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
@@ -102,7 +115,9 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
                     Some(Err(_)) => return End::Gone,
                     Some(Ok(WsMessage::Text(t))) => {
                         edge.metrics.frames_in.fetch_add(1, Relaxed);
-                        Box::pin(crate::frames::handle(edge, s, &t)).await;
+                        if let Some(p) = Box::pin(crate::frames::handle(edge, s, &t)).await {
+                            pending.push_back(p);
+                        }
                     }
                     Some(Ok(WsMessage::Binary(_))) => {
                         edge.metrics.frames_in.fetch_add(1, Relaxed);
@@ -133,6 +148,14 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
             }
             _ = tokio::time::sleep_until(expiry) => return End::Close(TOKEN_EXPIRED, "token expired"),
         }
+    }
+}
+
+/// The answer to the oldest pending send (the queue is not empty: the branch is guarded).
+async fn oldest(pending: &mut VecDeque<PendingSend>) -> Answer {
+    match pending.front_mut() {
+        Some(p) => p.answer().await,
+        None => std::future::pending().await,
     }
 }
 

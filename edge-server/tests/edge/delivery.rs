@@ -278,3 +278,67 @@ async fn slow_consumers_do_not_slow_others_closed_with_4008() {
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// A socket may send without waiting for each ack: every pipelined send is committed in the
+/// order it was sent (seq 1..n), acked in that order, and a bad one among them gets its own
+/// error without disturbing the others.
+#[tokio::test]
+async fn pipelined_sends_are_stored_and_acked_in_the_order_sent() {
+    let env = Env::new().await;
+    let alice = env.user("alice").await;
+    let ch = env.channel("general", &[&alice]).await;
+    let edge = env
+        .edge_with(|c| {
+            c.limits.send_rate_per_sec = 10_000.0;
+            c.limits.send_burst = 10_000.0;
+        })
+        .await;
+    let mut c = env.connect(&edge, &alice).await;
+    // Two bad sends among them: #75 refused by the store (reply_to names no message), #100
+    // refused by the edge before it is queued (empty content). Each gets its error in its place.
+    let n = 150; // more than a socket may have in flight: the edge must apply back-pressure
+    for i in 0..n {
+        let reply_to = if i == 75 { Some(10_000) } else { None };
+        let content = if i == 100 {
+            String::new()
+        } else {
+            format!("m{i}")
+        };
+        c.send_json(serde_json::json!({
+            "type": "send", "channel_id": ch.id, "content": content,
+            "client_msg_id": format!("p-{i}"), "reply_to": reply_to
+        }))
+        .await;
+    }
+    let mut replies = Vec::new();
+    while replies.len() < n {
+        match c.frame().await {
+            ServerFrame::Ack {
+                client_msg_id,
+                message,
+            } => {
+                replies.push((client_msg_id, Some(message.seq)));
+            }
+            ServerFrame::Error { client_msg_id, .. } => replies.push((client_msg_id, None)),
+            _ => {}
+        }
+    }
+    let mut want_seq = 0;
+    for (i, (cmid, seq)) in replies.iter().enumerate() {
+        assert_eq!(
+            cmid.as_deref(),
+            Some(format!("p-{i}").as_str()),
+            "reply order"
+        );
+        if i == 75 || i == 100 {
+            assert_eq!(*seq, None, "send {i} must be refused");
+        } else {
+            want_seq += 1;
+            assert_eq!(*seq, Some(want_seq));
+        }
+    }
+    let h = env.store.history(ch.id, None, None, 200).await.unwrap();
+    assert_eq!(h.messages.len(), n - 2);
+    assert!(h.messages.iter().rev().zip(1..).all(|(m, s)| m.seq == s));
+    assert!(h.messages.iter().all(|m| m.content != "m75"));
+}
