@@ -182,7 +182,7 @@ async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, Ht
             Ok(upgraded) => {
                 let max = e.config.limits.max_frame_bytes;
                 let ws_cfg = WebSocketConfig::default()
-                    .read_buffer_size(1024)
+                    .read_buffer_size(256)
                     .write_buffer_size(8192)
                     .max_write_buffer_size(max.max(4096) * 4)
                     .max_frame_size(Some(max))
