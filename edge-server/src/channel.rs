@@ -62,7 +62,10 @@ pub enum ChannelCmd {
 
 struct Member {
     socket: Arc<SocketHandle>,
+    /// Highest seq pushed to the socket.
     cursor: i64,
+    /// The cursor it joined with: every seq in `(joined, cursor]` has been pushed to it.
+    joined: i64,
 }
 
 struct Task {
@@ -306,6 +309,7 @@ impl Task {
             Member {
                 socket,
                 cursor: cur,
+                joined: cursor,
             },
         );
     }
@@ -316,6 +320,9 @@ impl Task {
             return Ok(());
         };
         let s = m.socket.clone();
+        // Seqs this socket already got since it joined (live messages that reached it before
+        // its `resume` did) are not sent twice.
+        let (joined, delivered) = (m.joined, m.cursor);
         let max = self.edge.config.limits.resume_max;
         let rows = self
             .edge
@@ -326,10 +333,13 @@ impl Task {
         let mut last_sent = after;
         for m in rows.into_iter().take(max as usize) {
             let (seq, p) = encode(m);
+            last_sent = last_sent.max(seq);
+            if seq > joined && seq <= delivered {
+                continue;
+            }
             if s.queue.push_requested(p) == Pushed::Queued {
                 self.edge.metrics.deliveries.fetch_add(1, Relaxed);
             }
-            last_sent = seq;
         }
         let mut cursor = last_sent;
         if truncated {

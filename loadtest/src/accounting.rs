@@ -55,6 +55,11 @@ pub enum Delivery {
     Duplicate,
     /// A seq already received, replayed by a `resume` (allowed).
     Replayed,
+    /// A new seq below one already received, from the gap a `resume` asked for after a
+    /// reconnect: live messages committed after the new socket joined may reach it before the
+    /// replay does (allowed: SPEC 5.4 orders delivery while a socket stays connected, and
+    /// `resume` closes the gap across a reconnect).
+    GapFilled,
     /// A seq at or before the socket's start cursor (not expected, not counted).
     BeforeStart,
 }
@@ -73,6 +78,9 @@ pub struct Track {
     last: i64,
     /// Between a `resume` and its `resumed`: seqs seen before may come again.
     replaying: bool,
+    /// During a replay after a reconnect: the gap `(from, upto]` the `resume` asked for, where
+    /// `upto` is the channel's `last_seq` in the new socket's `ready`.
+    gap: Option<(i64, i64)>,
     pub received: u64,
     pub duplicated: u64,
     pub out_of_order: u64,
@@ -101,9 +109,15 @@ impl Track {
         let Some(i) = self.index(seq) else {
             return Delivery::BeforeStart;
         };
+        let in_gap = self
+            .gap
+            .is_some_and(|(from, upto)| seq > from && seq <= upto);
         if !self.seen.insert(i) {
-            if self.replaying && seq > self.last {
-                self.last = seq;
+            // A replay repeats what the old socket saw above its contiguous cursor (say, past
+            // its own send whose ack the disconnect lost); in the resumed gap that may come
+            // after live messages.
+            if self.replaying && (seq > self.last || in_gap) {
+                self.last = self.last.max(seq);
                 self.replayed += 1;
                 return Delivery::Replayed;
             }
@@ -111,12 +125,27 @@ impl Track {
             return Delivery::Duplicate;
         }
         self.received += 1;
+        if seq < self.last && self.replaying && in_gap {
+            return Delivery::GapFilled;
+        }
         if seq < self.last {
             self.out_of_order += 1;
             return Delivery::OutOfOrder;
         }
         self.last = seq;
         Delivery::InOrder
+    }
+
+    /// A one-line account of where the track stands, for diagnosing a bad delivery.
+    pub fn state(&self) -> String {
+        format!(
+            "start {}, last {}, contiguous {}, replaying {}, gap {:?}",
+            self.start,
+            self.last,
+            self.contiguous(),
+            self.replaying,
+            self.gap
+        )
     }
 
     /// Records an `ack` for `seq` received on this socket.
@@ -141,9 +170,18 @@ impl Track {
         self.last = cursor;
     }
 
+    /// Like [`Track::begin_replay`] on a new socket whose `ready` gave the channel's
+    /// `last_seq` as `ready_last`: the gap `(cursor, ready_last]` may arrive after live
+    /// messages above `ready_last`.
+    pub fn begin_reconnect_replay(&mut self, cursor: i64, ready_last: i64) {
+        self.begin_replay(cursor);
+        self.gap = Some((cursor, ready_last));
+    }
+
     /// The `resumed` frame arrived.
     pub fn end_replay(&mut self) {
         self.replaying = false;
+        self.gap = None;
     }
 
     /// Of the channel's acked seqs, how many this socket should have had and how many it missed.

@@ -5,7 +5,7 @@ use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     net::{IpAddr, SocketAddr},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -24,7 +24,7 @@ use tokio_tungstenite::{
 };
 
 use crate::{
-    accounting::Track,
+    accounting::{Delivery, Track},
     frames::{self, Incoming},
     run::Shared,
     stats::Counters,
@@ -32,6 +32,8 @@ use crate::{
 
 /// How long a connect, handshake or `ready` may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Duplicates and reorders described on stderr, at most (the totals are in the report).
+static ANOMALIES_SHOWN: AtomicU32 = AtomicU32::new(0);
 /// Commands written in one batch before a flush.
 const WRITE_BATCH: usize = 64;
 
@@ -157,7 +159,7 @@ pub async fn run(
             s.start_tracks(&ready);
         } else {
             Counters::add(&shared.counters.reconnects, 1);
-            if s.after_reconnect(&mut ws).await.is_err() {
+            if s.after_reconnect(&mut ws, &ready).await.is_err() {
                 attempt += 1;
                 continue;
             }
@@ -243,11 +245,16 @@ impl Socket {
     async fn after_reconnect(
         &mut self,
         ws: &mut WebSocketStream<TcpStream>,
+        ready: &[shared::protocol::MyChannel],
     ) -> Result<(), ConnError> {
         let mut cursors = BTreeMap::new();
         for (c, t) in self.out.tracks.iter_mut() {
             let cur = t.contiguous();
-            t.begin_replay(cur);
+            let ready_last = ready
+                .iter()
+                .find(|m| m.id == *c)
+                .map_or(cur, |m| m.last_seq);
+            t.begin_reconnect_replay(cur, ready_last);
             cursors.insert(*c, cur);
         }
         let resume = serde_json::to_string(&ClientFrame::Resume { channels: cursors })
@@ -393,7 +400,16 @@ impl Socket {
                         .record(self.plan.index, shared.now_micros().saturating_sub(t));
                 }
                 if let Some(track) = self.out.tracks.get_mut(&channel_id) {
-                    track.on_message(seq);
+                    let d = track.on_message(seq);
+                    if matches!(d, Delivery::Duplicate | Delivery::OutOfOrder)
+                        && ANOMALIES_SHOWN.fetch_add(1, Ordering::Relaxed) < 20
+                    {
+                        eprintln!(
+                            "socket {} channel {channel_id}: {d:?} seq {seq} ({})",
+                            self.plan.index,
+                            track.state()
+                        );
+                    }
                 }
             }
             Incoming::Ack {

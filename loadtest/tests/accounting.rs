@@ -206,3 +206,40 @@ fn flags_parse_durations_ranges_and_scenario_defaults() {
     assert_eq!(a.total_sockets(), 5000);
     assert_eq!(a.ws_urls(), vec!["ws://127.0.0.1:9001/ws".to_owned()]);
 }
+
+#[test]
+fn after_a_reconnect_the_resumed_gap_may_follow_live_messages_but_nothing_else_may() {
+    let mut t = Track::new(0);
+    t.on_message(1);
+    // Disconnected while 2 and 3 were sent; the new socket's `ready` says last_seq 3.
+    t.begin_reconnect_replay(t.contiguous(), 3);
+    assert_eq!(t.on_message(4), Delivery::InOrder); // live, before the resume is served
+    assert_eq!(t.on_message(2), Delivery::GapFilled);
+    assert_eq!(t.on_message(3), Delivery::GapFilled);
+    // The live message again: the edge must not send it twice.
+    assert_eq!(t.on_message(4), Delivery::Duplicate);
+    assert_eq!(t.on_message(6), Delivery::InOrder);
+    assert_eq!(t.on_message(5), Delivery::OutOfOrder); // above the gap: a real reorder
+    t.end_replay();
+    assert_eq!(t.on_message(3), Delivery::Duplicate);
+    let r = tally(t, &acked(7, 1..=6));
+    assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 2, 1));
+}
+
+#[test]
+fn a_replay_may_repeat_what_the_old_socket_saw_above_its_cursor_after_live_messages() {
+    let mut t = Track::new(0);
+    t.on_message(1);
+    // 2 was this socket's own send, its ack lost with the connection; 3 had arrived.
+    t.on_message(3);
+    assert_eq!(t.contiguous(), 1);
+    t.begin_reconnect_replay(t.contiguous(), 4);
+    assert_eq!(t.on_message(5), Delivery::InOrder); // live, before the resume is served
+    assert_eq!(t.on_message(2), Delivery::GapFilled);
+    assert_eq!(t.on_message(3), Delivery::Replayed);
+    assert_eq!(t.on_message(4), Delivery::GapFilled);
+    assert_eq!(t.on_message(5), Delivery::Duplicate); // outside the gap: never twice
+    t.end_replay();
+    let r = tally(t, &acked(7, 1..=5));
+    assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 1, 0));
+}

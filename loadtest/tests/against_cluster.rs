@@ -177,7 +177,12 @@ async fn run_with_edge_killed(extra: &[&str]) -> (Option<i32>, serde_json::Value
     assert!(sending, "loadtest never reached its send phase");
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.kill_edge(0, libc::SIGKILL).await.unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Shown if the test fails: the loadtest describes any duplicate or reorder there.
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = lines.next_line().await {
+            eprintln!("loadtest: {l}");
+        }
+    });
     let status = tokio::time::timeout(Duration::from_secs(90), child.wait())
         .await
         .unwrap()

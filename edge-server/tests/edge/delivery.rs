@@ -342,3 +342,36 @@ async fn pipelined_sends_are_stored_and_acked_in_the_order_sent() {
     assert!(h.messages.iter().rev().zip(1..).all(|(m, s)| m.seq == s));
     assert!(h.messages.iter().all(|m| m.content != "m75"));
 }
+
+/// A reconnected socket can get a live message before its `resume` reaches the edge: the
+/// replay then closes the gap without sending that live message a second time.
+#[tokio::test]
+async fn resume_does_not_repeat_live_messages_that_arrived_before_it() {
+    let env = Env::new().await;
+    let (a, b) = (env.user("alice").await, env.user("bob").await);
+    let ch = env.channel("general", &[&a, &b]).await;
+    let edge = env.edge().await;
+    let mut sa = env.connect(&edge, &a).await;
+    let mut rb = env.connect(&edge, &b).await;
+    sa.send(ch.id, "m1", "c1").await;
+    assert_seqs(&rb.messages(ch.id, 1).await, 1, 1);
+    drop(rb);
+    sa.send(ch.id, "m2", "c2").await; // missed while disconnected
+    let mut rb = env.connect(&edge, &b).await; // ready: last_seq 2
+    sa.send(ch.id, "m3", "c3").await; // live, before the resume
+    assert_seqs(&rb.messages(ch.id, 1).await, 3, 3);
+    rb.send_json(serde_json::json!({"type":"resume","channels":{ch.id.to_string(): 1}}))
+        .await;
+    let mut seen = Vec::new();
+    loop {
+        match rb.frame().await {
+            ServerFrame::Message { message } => seen.push(message.seq),
+            ServerFrame::Resumed => break,
+            ServerFrame::Presence { .. } => {}
+            f => panic!("{f:?}"),
+        }
+    }
+    assert_eq!(seen, vec![2], "the gap, and not seq 3 again");
+    sa.send(ch.id, "m4", "c4").await;
+    assert_seqs(&rb.messages(ch.id, 1).await, 4, 4);
+}
