@@ -118,6 +118,15 @@ impl OutQueue {
         q.close
     }
 
+    /// Frees the buffer of an empty queue: an idle socket holds none (the next push
+    /// allocates it again).
+    pub fn release_if_empty(&self) {
+        let mut q = self.lock();
+        if q.frames.is_empty() {
+            q.frames = VecDeque::new();
+        }
+    }
+
     /// Whether the socket was told to close because it overflowed.
     pub fn overflowed(&self) -> bool {
         matches!(self.lock().close, Some((SLOW_CONSUMER, _)))

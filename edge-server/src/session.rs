@@ -2,8 +2,11 @@
 //! outbound queue, pings, and closes on expiry, drain or overflow.
 
 use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -78,12 +81,12 @@ pub async fn run(
 
 async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: i64) -> End {
     let cfg = &edge.config;
-    let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     let mut last_heard = Instant::now();
     let now = chrono::Utc::now().timestamp();
     let expiry = Instant::now() + Duration::from_secs(token_exp.saturating_sub(now).max(0) as u64);
-    // Allocated on the first write: an idle socket holds no write batch.
-    let mut out: Vec<Utf8Bytes> = Vec::new();
+    // One timer per socket, for whichever comes first: the next ping or the token's expiry.
+    let mut next_ping = Instant::now() + cfg.ping_interval;
+    let mut timer = pin!(tokio::time::sleep_until(next_ping.min(expiry)));
     // Sends waiting for their commit, answered in the order they came (no allocation until
     // the first send).
     let mut pending: VecDeque<PendingSend> = VecDeque::new();
@@ -93,7 +96,7 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
             _ = s.queue.ready() => {
                 // Boxed: the idle task stays small; the state of a write lives on the heap
                 // only while writing.
-                if let Some(end) = Box::pin(write_queue(edge, ws, s, &mut out)).await {
+                if let Some(end) = Box::pin(write_queue(edge, ws, s)).await {
                     return end;
                 }
             }
@@ -136,17 +139,24 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
                     Some(Ok(_)) => {} // ping (answered by tungstenite), pong, raw frame
                 }
             }
-            _ = ping.tick() => {
-                if last_heard.elapsed() >= cfg.pong_timeout {
-                    return End::Close(POLICY, "no pong");
+            _ = &mut timer => {
+                let now = Instant::now();
+                if now >= expiry {
+                    return End::Close(TOKEN_EXPIRED, "token expired");
                 }
-                // A client that reads nothing cannot block the socket's task for long.
-                let ping = ws.send(WsMessage::Ping(Default::default()));
-                if !matches!(tokio::time::timeout(cfg.pong_timeout, ping).await, Ok(Ok(()))) {
-                    return End::Gone;
+                if now >= next_ping {
+                    if last_heard.elapsed() >= cfg.pong_timeout {
+                        return End::Close(POLICY, "no pong");
+                    }
+                    // A client that reads nothing cannot block the socket's task for long.
+                    let ping = ws.send(WsMessage::Ping(Default::default()));
+                    if !matches!(tokio::time::timeout(cfg.pong_timeout, ping).await, Ok(Ok(()))) {
+                        return End::Gone;
+                    }
+                    next_ping = now + cfg.ping_interval;
                 }
+                timer.as_mut().reset(next_ping.min(expiry));
             }
-            _ = tokio::time::sleep_until(expiry) => return End::Close(TOKEN_EXPIRED, "token expired"),
         }
     }
 }
@@ -160,20 +170,17 @@ async fn oldest(pending: &mut VecDeque<PendingSend>) -> Answer {
 }
 
 /// Writes everything queued. Returns how the socket must end, if it must.
-async fn write_queue(
-    edge: &Edge,
-    ws: &mut Ws,
-    s: &SocketHandle,
-    out: &mut Vec<Utf8Bytes>,
-) -> Option<End> {
-    loop {
+async fn write_queue(edge: &Edge, ws: &mut Ws, s: &SocketHandle) -> Option<End> {
+    // Allocated for this burst only: an idle socket holds no write batch.
+    let mut out: Vec<Utf8Bytes> = Vec::new();
+    let end = loop {
         out.clear();
-        let close = s.queue.take(WRITE_BATCH, out);
+        let close = s.queue.take(WRITE_BATCH, &mut out);
         if let Some((SLOW_CONSUMER, reason)) = close {
-            return Some(End::Close(SLOW_CONSUMER, reason));
+            break Some(End::Close(SLOW_CONSUMER, reason));
         }
         if out.is_empty() {
-            return close.map(|(c, r)| End::Close(c, r));
+            break close.map(|(c, r)| End::Close(c, r));
         }
         let n = out.len() as u64;
         let write = async {
@@ -182,27 +189,36 @@ async fn write_queue(
             }
             ws.flush().await
         };
-        // A client that does not read blocks the write: give up when its queue overflows
-        // meanwhile, or when nothing moves for the pong timeout.
-        let overflow = async {
-            loop {
-                s.queue.ready().await;
-                if s.queue.overflowed() {
-                    return;
+        let mut write = pin!(write);
+        // Almost every write completes at once: the overflow watch and the timer are only set
+        // up for one that blocks.
+        let done = match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                // A client that does not read blocks the write: give up when its queue
+                // overflows meanwhile, or when nothing moves for the pong timeout.
+                let overflow = async {
+                    loop {
+                        s.queue.ready().await;
+                        if s.queue.overflowed() {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    r = &mut write => r,
+                    _ = overflow => break Some(End::Close(SLOW_CONSUMER, "slow consumer")),
+                    _ = tokio::time::sleep(edge.config.pong_timeout) => break Some(End::Gone),
                 }
             }
         };
-        tokio::select! {
-            r = write => {
-                if r.is_err() {
-                    return Some(End::Gone);
-                }
-                edge.metrics.frames_out.fetch_add(n, Relaxed);
-            }
-            _ = overflow => return Some(End::Close(SLOW_CONSUMER, "slow consumer")),
-            _ = tokio::time::sleep(edge.config.pong_timeout) => return Some(End::Gone),
+        if done.is_err() {
+            break Some(End::Gone);
         }
-    }
+        edge.metrics.frames_out.fetch_add(n, Relaxed);
+    };
+    s.queue.release_if_empty();
+    end
 }
 
 /// Sends a close frame and waits briefly for the client's reply, so that the client reads
