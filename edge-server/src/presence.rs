@@ -61,25 +61,13 @@ pub async fn run(
             cmd = rx.recv() => match cmd {
                 None => break,
                 Some(PresenceCmd::Opened { user, channels }) => {
-                    match sp::socket_opened(&r, &me, user).await {
-                        Ok(1) => {
-                            if !online_elsewhere(&r, &me, user).await.unwrap_or(false) {
-                                announce(&r, user, PresenceStatus::Online, channels).await;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(user, error = %e, "presence open failed"),
+                    if let Err(e) = sp::socket_change(&r, &me, user, 1, &channels).await {
+                        tracing::warn!(user, error = %e, "presence open failed");
                     }
                 }
                 Some(PresenceCmd::Closed { user, channels }) => {
-                    match sp::socket_closed(&r, &me, user).await {
-                        Ok(n) if n <= 0 => {
-                            if !online_elsewhere(&r, &me, user).await.unwrap_or(true) {
-                                announce(&r, user, PresenceStatus::Offline, channels).await;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(user, error = %e, "presence close failed"),
+                    if let Err(e) = sp::socket_change(&r, &me, user, -1, &channels).await {
+                        tracing::warn!(user, error = %e, "presence close failed");
                     }
                 }
             },
@@ -111,11 +99,7 @@ pub async fn run(
     // Drain what the closing sockets reported, then give the rest up at once.
     while let Ok(cmd) = rx.try_recv() {
         if let PresenceCmd::Closed { user, channels } = cmd {
-            if let Ok(n) = sp::socket_closed(&r, &me, user).await {
-                if n <= 0 && !online_elsewhere(&r, &me, user).await.unwrap_or(true) {
-                    announce(&r, user, PresenceStatus::Offline, channels).await;
-                }
-            }
+            let _ = sp::socket_change(&r, &me, user, -1, &channels).await;
         }
     }
     match sp::release(&r, &me).await {

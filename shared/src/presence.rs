@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use fred::clients::Client;
-use fred::interfaces::{HashesInterface, KeysInterface, SetsInterface};
+use fred::interfaces::{HashesInterface, KeysInterface, LuaInterface, SetsInterface};
 use fred::types::Expiration;
 use serde::{Deserialize, Serialize};
 
@@ -44,12 +44,75 @@ pub fn lease_key(edge: &str) -> String {
     format!("presence:lease:{edge}")
 }
 
-/// Counts one more socket of `user` on `edge`; returns the count on this edge.
+/// One socket opened or closed, as one atomic step in Redis: count it on the edge, add up the
+/// user's sockets on the other live edges, and publish the change when it was the user's first
+/// socket in the cluster or the last. Keys are built inside the script (a single Redis, not a
+/// Redis Cluster).
+const CHANGE_SCRIPT: &str = r#"
+local me, user, delta = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local here = redis.call('HINCRBY', 'presence:edge:' .. me, user, delta)
+if here <= 0 then
+  redis.call('HDEL', 'presence:edge:' .. me, user)
+end
+local elsewhere = 0
+for _, e in ipairs(redis.call('SMEMBERS', 'presence:edges')) do
+  if e ~= me and redis.call('EXISTS', 'presence:lease:' .. e) == 1 then
+    local c = tonumber(redis.call('HGET', 'presence:edge:' .. e, user) or '0')
+    if c > 0 then
+      elsewhere = elsewhere + c
+    end
+  end
+end
+if elsewhere == 0 then
+  if delta > 0 and here == delta then
+    redis.call('PUBLISH', 'presence', ARGV[4])
+  elseif delta < 0 and here <= 0 and here - delta > 0 then
+    redis.call('PUBLISH', 'presence', ARGV[5])
+  end
+end
+return here
+"#;
+
+/// Counts a socket of `user` opened (`delta` 1) or closed (`delta` -1) on `edge`, and in the
+/// same atomic step publishes a [`PresenceEvent`] for `channels` when it was the user's first
+/// socket on any live edge (online) or the last (offline). Returns the count left on `edge`.
+///
+/// One step per change: two edges changing the same user at once (the last socket closing
+/// here while a new one opens there) cannot both miss the transition or both announce it, and
+/// the events reach subscribers in the order of the changes.
+pub async fn socket_change(
+    r: &Client,
+    edge: &str,
+    user: i64,
+    delta: i64,
+    channels: &[i64],
+) -> fred::prelude::FredResult<i64> {
+    let event = |status| {
+        serde_json::to_string(&PresenceEvent {
+            user_id: user,
+            status,
+            channels: channels.to_vec(),
+        })
+        .unwrap_or_default()
+    };
+    let args = vec![
+        edge.to_owned(),
+        user.to_string(),
+        delta.to_string(),
+        event(PresenceStatus::Online),
+        event(PresenceStatus::Offline),
+    ];
+    r.eval(CHANGE_SCRIPT, Vec::<String>::new(), args).await
+}
+
+/// Counts one more socket of `user` on `edge`, announcing nothing; returns the count on this
+/// edge.
 pub async fn socket_opened(r: &Client, edge: &str, user: i64) -> fred::prelude::FredResult<i64> {
     r.hincrby(edge_key(edge), user, 1).await
 }
 
-/// Counts one socket of `user` less on `edge`; returns the count left on this edge.
+/// Counts one socket of `user` less on `edge`, announcing nothing; returns the count left on
+/// this edge.
 pub async fn socket_closed(r: &Client, edge: &str, user: i64) -> fred::prelude::FredResult<i64> {
     let left: i64 = r.hincrby(edge_key(edge), user, -1).await?;
     if left <= 0 {
