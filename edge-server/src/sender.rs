@@ -3,11 +3,15 @@
 //! transaction, each socket hears its outcome only after the commit, and every stored message
 //! is queued for publishing in commit (so `seq`) order.
 
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use fred::clients::Client;
 use fred::interfaces::PubsubInterface;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use shared::protocol::ServerFrame;
 use shared::store::{GroupCommit, GroupCommitConfig, NewMessage, Outcome, Store, StoreError};
 use tokio::sync::mpsc;
@@ -77,11 +81,21 @@ pub fn map_error(e: StoreError) -> SendError {
 
 /// Most publishes sent to Redis in one pipeline.
 const PUBLISH_BATCH: usize = 256;
+/// Pipelines sent and not yet answered. One at a time capped the publisher at one batch per
+/// round trip, and round trips stretch to tens of milliseconds on a busy runtime: at ~16k acked
+/// sends/s the queue grew and deliveries trailed acks by a second.
+const PIPELINES_IN_FLIGHT: usize = 8;
+/// How long Redis may take to answer one pipeline.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+type Answer = Pin<Box<dyn Future<Output = (usize, bool)> + Send>>;
 
 /// Publishes queued payloads in order: whatever is waiting (up to 256) goes to Redis as one
-/// pipeline on the one connection, so order is kept and a burst costs one round trip, not one
-/// per message. A failed publish is dropped: subscribers notice the hole in `seq` (or the
-/// catch-up tick does) and read the message from PostgreSQL.
+/// pipeline on the one connection, so a burst costs one round trip, not one per message. Up to
+/// 8 pipelines are in flight at once; each is handed to the connection (its first poll) before
+/// the next is built, so Redis receives every publish in queue order. A failed publish is
+/// dropped: subscribers notice the hole in `seq` (or the catch-up tick does) and read the
+/// message from PostgreSQL.
 pub async fn publisher(
     edge: Arc<Edge>,
     redis: Client,
@@ -89,35 +103,40 @@ pub async fn publisher(
     shutdown: CancellationToken,
 ) {
     let mut batch: Vec<(String, String)> = Vec::with_capacity(PUBLISH_BATCH);
-    loop {
-        let n = tokio::select! {
+    let mut in_flight: FuturesOrdered<Answer> = FuturesOrdered::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
             _ = shutdown.cancelled() => return,
-            n = rx.recv_many(&mut batch, PUBLISH_BATCH) => n,
-        };
-        if n == 0 {
-            return;
-        }
-        let ok = if n == 1 {
-            let (topic, payload) = batch.swap_remove(0);
-            let r = tokio::time::timeout(
-                Duration::from_secs(2),
-                redis.publish::<i64, _, _>(topic, payload),
-            )
-            .await;
-            matches!(r, Ok(Ok(_)))
-        } else {
-            let pipe = redis.pipeline();
-            let mut queued = true;
-            for (topic, payload) in batch.drain(..) {
-                // Queues in memory; sent by `all` below.
-                queued &= pipe.publish::<(), _, _>(topic, payload).await.is_ok();
+            n = rx.recv_many(&mut batch, PUBLISH_BATCH), if open && in_flight.len() < PIPELINES_IN_FLIGHT => {
+                if n == 0 {
+                    open = false;
+                    continue;
+                }
+                let pipe = redis.pipeline();
+                let mut queued = true;
+                for (topic, payload) in batch.drain(..) {
+                    // Buffered in the pipeline; sent by `all` below.
+                    queued &= pipe.publish::<(), _, _>(topic, payload).await.is_ok();
+                }
+                let mut answer: Answer = Box::pin(async move {
+                    let r = tokio::time::timeout(PUBLISH_TIMEOUT, pipe.all::<Vec<i64>>()).await;
+                    (n, queued && matches!(r, Ok(Ok(_))))
+                });
+                // The first poll hands the pipeline to the connection: done here, before the
+                // next batch is built, it fixes the order in which Redis sees them.
+                match poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await {
+                    Poll::Ready(done) => report(&edge, done),
+                    Poll::Pending => in_flight.push_back(answer),
+                }
             }
-            let r = tokio::time::timeout(Duration::from_secs(2), pipe.all::<Vec<i64>>()).await;
-            queued && matches!(r, Ok(Ok(_)))
-        };
-        batch.clear();
-        if !ok {
-            tracing::warn!(edge = %edge.id, n, "publish failed; subscribers will fill from PostgreSQL");
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => report(&edge, done),
         }
+    }
+}
+
+fn report(edge: &Edge, (n, ok): (usize, bool)) {
+    if !ok {
+        tracing::warn!(edge = %edge.id, n, "publish failed; subscribers will fill from PostgreSQL");
     }
 }

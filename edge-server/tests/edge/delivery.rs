@@ -375,3 +375,86 @@ async fn resume_does_not_repeat_live_messages_that_arrived_before_it() {
     sa.send(ch.id, "m4", "c4").await;
     assert_seqs(&rb.messages(ch.id, 1).await, 4, 4);
 }
+
+/// The publisher keeps several Redis pipelines in flight: whatever their round trips, Redis
+/// must see the publishes of a channel in `seq` order (each pipeline is handed to the
+/// connection before the next one is built). Eight sockets keep sends pipelined into one
+/// channel so the publisher has full batches queued; a plain subscriber on the topic must read
+/// seq 1, 2, 3, ... with nothing missing and nothing out of place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_reach_redis_in_seq_order_with_pipelines_in_flight() {
+    use fred::interfaces::EventInterface;
+    use fred::prelude::{Builder, ClientLike, Config as RedisConfig};
+
+    let env = Env::new().await;
+    let users = [
+        env.user("p0").await,
+        env.user("p1").await,
+        env.user("p2").await,
+        env.user("p3").await,
+    ];
+    let members: Vec<&shared::protocol::User> = users.iter().collect();
+    let ch = env.channel("busy", &members).await;
+    let edge = env
+        .edge_with(|c| {
+            c.limits.send_rate_per_sec = 100_000.0;
+            c.limits.send_burst = 100_000.0;
+        })
+        .await;
+
+    let sub = Builder::from_config(RedisConfig::from_url(&env.redis_url).unwrap())
+        .with_performance_config(|p| p.broadcast_channel_capacity = 1 << 15)
+        .build_subscriber_client()
+        .unwrap();
+    sub.init().await.unwrap();
+    let mut rx = sub.message_rx();
+    sub.subscribe(format!("channel-{}", ch.id)).await.unwrap();
+
+    const SOCKETS: usize = 8;
+    const PER_SOCKET: usize = 400;
+    let mut tasks = Vec::new();
+    for s in 0..SOCKETS {
+        let mut c = env.connect(&edge, &users[s % users.len()]).await;
+        let channel_id = ch.id;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..PER_SOCKET {
+                c.send_json(serde_json::json!({
+                    "type": "send", "channel_id": channel_id,
+                    "content": format!("s{s}-{i}"), "client_msg_id": format!("s{s}-{i}")
+                }))
+                .await;
+            }
+            // Read until every send of this socket is acked (message frames interleave).
+            let mut acked = 0;
+            while acked < PER_SOCKET {
+                if let ServerFrame::Ack { .. } = c.frame().await {
+                    acked += 1;
+                }
+            }
+        }));
+    }
+
+    let total = (SOCKETS * PER_SOCKET) as i64;
+    let mut seqs = Vec::with_capacity(total as usize);
+    while (seqs.len() as i64) < total {
+        let m = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("a publish within 30 s")
+            .expect("subscriber kept up");
+        let text: String = m.value.convert().unwrap();
+        if let Ok(ServerFrame::Message { message }) = serde_json::from_str(&text) {
+            seqs.push(message.seq);
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let first_wrong = seqs.iter().zip(1..).position(|(s, want)| *s != want);
+    assert_eq!(
+        first_wrong,
+        None,
+        "publishes out of seq order around {:?}",
+        first_wrong.map(|i| &seqs[i.saturating_sub(3)..(i + 3).min(seqs.len())])
+    );
+    let _ = sub.quit().await;
+}
