@@ -174,6 +174,15 @@ fn frames_parse_the_fields_the_accounting_needs() {
     );
     assert_eq!(frames::parse(r#"{"type":"resumed"}"#), Incoming::Resumed);
     assert_eq!(frames::parse("not json"), Incoming::Other);
+    // `type` not first, or escaped: the general path reads the same frame.
+    let reordered = format!(
+        r#"{{"message":{{"channel_id":5,"seq":9,"content":"{content}"}},"type":"message"}}"#
+    );
+    assert_eq!(frames::parse(&reordered), frames::parse(&msg));
+    let escaped = r#"{"type":"resum\u0065d"}"#;
+    assert_eq!(frames::parse(escaped), Incoming::Resumed);
+    // A frame cut short after its type is not a message.
+    assert_eq!(frames::parse(r#"{"type":"message""#), Incoming::Other);
 }
 
 #[test]
