@@ -5,6 +5,7 @@ use std::time::Duration;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use shared::chat::ChatError;
 use shared::protocol::{ErrorBody, ErrorCode, ErrorDetail};
 use shared::store::StoreError;
 use shared::validate::Invalid;
@@ -99,6 +100,22 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict => ApiError::Conflict("conflict"),
             StoreError::Unavailable(e) => ApiError::Unavailable(e),
             StoreError::Unexpected(e) => ApiError::Unexpected(e),
+        }
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::Validation(m) => ApiError::Validation(m),
+            ChatError::NoChannel => ApiError::NotFound("no such channel"),
+            ChatError::NoUser => ApiError::NotFound("no such user"),
+            ChatError::NotMember => ApiError::Forbidden("not a member of this channel"),
+            ChatError::Forbidden(m) => ApiError::Forbidden(m),
+            ChatError::Conflict(m) => ApiError::Conflict(m),
+            ChatError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            ChatError::Unavailable(e) => ApiError::Unavailable(e),
+            ChatError::Unexpected(e) => ApiError::Unexpected(e),
         }
     }
 }

@@ -41,6 +41,16 @@ pub struct AuthUser {
     pub name: String,
 }
 
+impl AuthUser {
+    /// The caller as the chat operations name them.
+    pub fn actor(&self) -> shared::chat::Actor {
+        shared::chat::Actor {
+            id: self.id,
+            name: self.name.clone(),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 

@@ -5,15 +5,13 @@
 //! the configuration, starts tracing and binds.
 
 mod config;
-mod db;
 mod error;
 mod extract;
 mod limiter;
-mod observe;
 mod password;
-mod publish;
 mod routes;
 mod state;
+mod track;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +21,10 @@ use anyhow::Context;
 use fred::interfaces::ClientLike;
 use fred::types::config::ReconnectPolicy;
 use shared::auth::JwtKeys;
-use shared::store::{GroupCommit, GroupCommitConfig, Store};
+use shared::bus::Bus;
+use shared::chat::Chat;
+use shared::metrics::Metrics;
+use shared::store::{GroupCommitConfig, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,8 +32,7 @@ use tokio_util::task::TaskTracker;
 pub use config::Config;
 pub use error::ApiError;
 
-use crate::limiter::{LoginLimiter, SendLimiter};
-use crate::observe::Metrics;
+use crate::limiter::LoginLimiter;
 use crate::password::Passwords;
 use crate::state::AppState;
 
@@ -51,16 +51,25 @@ pub async fn run(
     let store = Store::connect(&config.database_url, config.db_pool_size)?;
     migrate(&store, &shutdown).await?;
     let redis = connect_redis(&config.redis_url).await?;
+    let metrics = Metrics::default();
+    let limits = Arc::new(config.limits.clone());
+    let bus = Bus::spawn(redis.clone(), &metrics, shutdown.child_token());
+    let chat = Chat::new(
+        store.clone(),
+        bus,
+        limits.clone(),
+        GroupCommitConfig::default(),
+        &metrics,
+    );
     let state = AppState {
-        commits: GroupCommit::spawn(store.clone(), GroupCommitConfig::default()),
+        chat,
         store,
         redis: redis.clone(),
         jwt,
-        limits: Arc::new(config.limits.clone()),
+        limits,
         passwords: Passwords::new(config.argon2_memory_kib).await?,
         logins: Arc::new(LoginLimiter::new(&config.limits)),
-        sends: Arc::new(SendLimiter::new(&config.limits)),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
     };
     let tracker = TaskTracker::new();
     tracker.spawn(housekeeping(state.clone(), shutdown.clone()));
@@ -135,9 +144,8 @@ async fn housekeeping(state: AppState, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {
-                let now = Instant::now();
-                state.sends.prune(now);
-                state.logins.prune(now);
+                state.chat.upkeep();
+                state.logins.prune(Instant::now());
                 state.metrics.upkeep();
             }
         }

@@ -1,64 +1,10 @@
-//! In-process rate limiters: a token bucket per user for sends, and a fixed window per
-//! username and per address for login attempts.
+//! The login rate limit: a fixed window per username and per address (sends are limited by
+//! `shared::ratelimit`, the same for every transport).
 
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use shared::limits::Limits;
-
-/// Token bucket per user: `rate` tokens per second, at most `burst`.
-#[derive(Debug)]
-pub struct SendLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: DashMap<i64, Bucket>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl SendLimiter {
-    pub fn new(l: &Limits) -> Self {
-        SendLimiter {
-            rate: l.send_rate_per_sec.max(0.0),
-            burst: l.send_burst.max(1.0),
-            buckets: DashMap::new(),
-        }
-    }
-
-    /// Takes one token for `user`, or says how long until one is available.
-    pub fn check(&self, user: i64, now: Instant) -> Result<(), Duration> {
-        let mut b = self.buckets.entry(user).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            return Ok(());
-        }
-        let wait = if self.rate > 0.0 {
-            (1.0 - b.tokens) / self.rate
-        } else {
-            3600.0
-        };
-        Err(Duration::from_secs_f64(wait.min(3600.0)))
-    }
-
-    /// Forgets buckets that have refilled completely (they behave as absent ones).
-    pub fn prune(&self, now: Instant) {
-        let (rate, burst) = (self.rate, self.burst);
-        self.buckets.retain(|_, b| {
-            let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-            b.tokens + elapsed * rate < burst
-        });
-    }
-}
 
 /// Login attempts per key (a username or an address) within a fixed window. An attempt is
 /// counted when it starts, so concurrent guesses cannot overrun the limit; a successful login
@@ -132,26 +78,6 @@ impl LoginLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn send_bucket_allows_the_burst_then_the_rate() {
-        let l = SendLimiter::new(&Limits::default());
-        let t0 = Instant::now();
-        for _ in 0..50 {
-            assert!(l.check(1, t0).is_ok());
-        }
-        let wait = l.check(1, t0).unwrap_err();
-        assert_eq!(wait, Duration::from_millis(50));
-        // Another user has a bucket of their own.
-        assert!(l.check(2, t0).is_ok());
-        // 100 ms later, two more sends at 20/s.
-        let t1 = t0 + Duration::from_millis(100);
-        assert!(l.check(1, t1).is_ok());
-        assert!(l.check(1, t1).is_ok());
-        assert!(l.check(1, t1).is_err());
-        l.prune(t0 + Duration::from_secs(10));
-        assert!(l.buckets.is_empty());
-    }
 
     #[test]
     fn login_window_counts_failures_per_key() {

@@ -4,32 +4,26 @@ use std::sync::Arc;
 
 use fred::clients::Client;
 use shared::auth::JwtKeys;
+use shared::chat::Chat;
 use shared::limits::Limits;
-use shared::store::{GroupCommit, Store};
+use shared::metrics::Metrics;
+use shared::store::Store;
 
-use crate::limiter::{LoginLimiter, SendLimiter};
-use crate::observe::Metrics;
+use crate::limiter::LoginLimiter;
 use crate::password::Passwords;
 
 /// Handle to one server's resources.
 #[derive(Clone, Debug)]
 pub struct AppState {
+    /// The chat operations; every route that sends, joins or marks goes through them.
+    pub chat: Chat,
+    /// Accounts and lookups the operations do not cover (users, channel lists).
     pub store: Store,
-    /// Sends go through the group committer: concurrent sends share transactions.
-    pub commits: GroupCommit,
-    /// Commands and publishes (never subscribed).
+    /// Commands only (presence reads, health); publishes go through `chat`'s bus.
     pub redis: Client,
     pub jwt: JwtKeys,
     pub limits: Arc<Limits>,
     pub passwords: Arc<Passwords>,
     pub logins: Arc<LoginLimiter>,
-    pub sends: Arc<SendLimiter>,
-    pub metrics: Arc<Metrics>,
-}
-
-impl AppState {
-    /// Publishes `frame` on `topic`; see [`crate::publish::publish`].
-    pub async fn publish(&self, topic: String, frame: &shared::ServerFrame) {
-        crate::publish::publish(&self.redis, &self.metrics, topic, frame).await;
-    }
+    pub metrics: Metrics,
 }

@@ -1,22 +1,36 @@
 //! The task of one channel with local sockets: it puts the channel's events in `seq` order,
 //! fills holes from PostgreSQL, and delivers each message once to each local socket, keeping a
 //! cursor per socket. Joins, leaves and `resume` replays go through the same queue, so they
-//! are ordered with the live messages and nothing is doubled or skipped.
+//! are ordered with the live messages and nothing is doubled or skipped. A replay's rows are
+//! read by the socket's session, beside this task: a slow read holds up neither the channel's
+//! live messages nor the socket's.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shared::chat::Replay;
 use shared::protocol::ServerFrame;
-use shared::store::StoreError;
+use shared::store::Store;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::task::TaskTracker;
 
-use crate::edge::Edge;
-use crate::hub::{SocketHandle, SocketId};
+use crate::metrics::EdgeMetrics;
 use crate::queue::Pushed;
+use crate::socket::{SocketHandle, SocketId};
+
+/// What every channel task of one edge needs.
+#[derive(Debug)]
+pub struct ChannelEnv {
+    pub store: Store,
+    pub metrics: EdgeMetrics,
+    /// How long a hole in `seq` may stay open before it is filled from PostgreSQL.
+    pub gap_grace: Duration,
+    /// Channel tasks are tracked so a drain can wait for them.
+    pub tracker: TaskTracker,
+}
 
 /// Delivered messages kept to catch up a socket that joins behind the channel's cursor.
 const RECENT: usize = 256;
@@ -46,11 +60,12 @@ pub enum ChannelCmd {
     Remove {
         socket: SocketId,
     },
-    /// Replay after `after` to one socket, then answer.
-    Resume {
+    /// Replays `replay` (the messages after `after`) to one socket, then answers.
+    Replay {
         socket: SocketId,
         after: i64,
-        done: oneshot::Sender<Result<(), StoreError>>,
+        replay: Replay,
+        done: oneshot::Sender<()>,
     },
     /// PostgreSQL's `last_seq` of the channel (`None`: read it): anything delivered short of
     /// it is filled.
@@ -69,7 +84,7 @@ struct Member {
 }
 
 struct Task {
-    edge: Arc<Edge>,
+    env: Arc<ChannelEnv>,
     id: i64,
     last: i64,
     pending: BTreeMap<i64, Utf8Bytes>,
@@ -81,10 +96,11 @@ struct Task {
 }
 
 /// Starts the task of channel `id`, whose cursor starts at `start` (the first socket's seq).
-pub fn spawn(edge: Arc<Edge>, id: i64, start: i64) -> mpsc::UnboundedSender<ChannelCmd> {
+pub fn spawn(env: Arc<ChannelEnv>, id: i64, start: i64) -> mpsc::UnboundedSender<ChannelCmd> {
     let (tx, rx) = mpsc::unbounded_channel();
+    let tracker = env.tracker.clone();
     let task = Task {
-        edge: edge.clone(),
+        env,
         id,
         last: start,
         pending: BTreeMap::new(),
@@ -93,7 +109,7 @@ pub fn spawn(edge: Arc<Edge>, id: i64, start: i64) -> mpsc::UnboundedSender<Chan
         recent: VecDeque::new(),
         fill_at: None,
     };
-    edge.tracker.spawn(task.run(rx));
+    tracker.spawn(task.run(rx));
     tx
 }
 
@@ -137,14 +153,14 @@ impl Task {
                     }
                     self.target = self.target.max(seq);
                     if self.fill_at.is_none() {
-                        self.fill_at = Some(Instant::now() + self.edge.config.gap_grace);
+                        self.fill_at = Some(Instant::now() + self.env.gap_grace);
                     }
                 }
             }
             ChannelCmd::Event { payload, skip_user } => {
                 for m in self.members.values() {
                     if Some(m.socket.user_id) != skip_user {
-                        self.edge.push_counted(&m.socket, payload.clone());
+                        m.socket.deliver(payload.clone(), &self.env.metrics);
                     }
                 }
             }
@@ -152,13 +168,14 @@ impl Task {
             ChannelCmd::Remove { socket } => {
                 self.members.remove(&socket);
             }
-            ChannelCmd::Resume {
+            ChannelCmd::Replay {
                 socket,
                 after,
+                replay,
                 done,
             } => {
-                let r = self.resume(socket, after).await;
-                let _ = done.send(r);
+                self.replay(socket, after, replay);
+                let _ = done.send(());
             }
             ChannelCmd::CatchUp { upto: Some(upto) } => {
                 if upto > self.last {
@@ -177,12 +194,12 @@ impl Task {
         for m in self.members.values_mut() {
             if m.cursor < seq {
                 m.cursor = seq;
-                if self.edge.push_counted(&m.socket, payload.clone()) {
+                if m.socket.deliver(payload.clone(), &self.env.metrics) {
                     n += 1;
                 }
             }
         }
-        self.edge.metrics.deliveries.fetch_add(n, Relaxed);
+        self.env.metrics.deliveries.increment(n);
         self.last = seq;
         self.target = self.target.max(seq);
         if self.recent.len() == RECENT {
@@ -216,7 +233,7 @@ impl Task {
         let mut upto = upto;
         // Nothing known missing: ask PostgreSQL (first look after start).
         if upto <= self.last {
-            match self.edge.store.last_seqs(&[self.id]).await {
+            match self.env.store.last_seqs(&[self.id]).await {
                 Ok(m) => upto = m.get(&self.id).copied().unwrap_or(self.last),
                 Err(e) => {
                     tracing::warn!(channel = self.id, error = %e, "catch-up read failed");
@@ -235,7 +252,7 @@ impl Task {
                 None => upto,
             };
             let rows = match self
-                .edge
+                .env
                 .store
                 .messages_between(self.id, self.last, stop, FILL_PAGE)
                 .await
@@ -254,7 +271,7 @@ impl Task {
             for m in rows {
                 if m.seq == self.last + 1 {
                     let (seq, p) = encode(m);
-                    self.edge.metrics.gaps_filled.fetch_add(1, Relaxed);
+                    self.env.metrics.gaps_filled.increment(1);
                     self.deliver(seq, p);
                 }
             }
@@ -276,13 +293,13 @@ impl Task {
             let from_recent = self.recent.front().is_some_and(|(s, _)| *s <= cursor + 1);
             if from_recent {
                 for (seq, p) in self.recent.iter().filter(|(s, _)| *s > cursor) {
-                    self.edge.push_counted(&socket, p.clone());
+                    socket.deliver(p.clone(), &self.env.metrics);
                     cur = *seq;
                 }
             } else {
                 while cur < self.last {
                     match self
-                        .edge
+                        .env
                         .store
                         .messages_between(self.id, cur, self.last, FILL_PAGE)
                         .await
@@ -290,7 +307,7 @@ impl Task {
                         Ok(rows) if !rows.is_empty() => {
                             for m in rows {
                                 let (seq, p) = encode(m);
-                                self.edge.push_counted(&socket, p);
+                                socket.deliver(p, &self.env.metrics);
                                 cur = seq;
                             }
                         }
@@ -314,35 +331,30 @@ impl Task {
         );
     }
 
-    /// Replays to one socket every message after `after` (at most `RESUME_MAX`).
-    async fn resume(&mut self, socket: SocketId, after: i64) -> Result<(), StoreError> {
+    /// Replays to one socket the messages after `after` that its session read. Seqs the
+    /// socket already got since it joined (live messages that reached it before its `resume`
+    /// did, or while the rows were being read) are not sent twice.
+    fn replay(&mut self, socket: SocketId, after: i64, replay: Replay) {
         let Some(m) = self.members.get(&socket) else {
-            return Ok(());
+            return;
         };
         let s = m.socket.clone();
-        // Seqs this socket already got since it joined (live messages that reached it before
-        // its `resume` did) are not sent twice.
         let (joined, delivered) = (m.joined, m.cursor);
-        let max = self.edge.config.limits.resume_max;
-        let rows = self
-            .edge
-            .store
-            .messages_between(self.id, after, i64::MAX, max + 1)
-            .await?;
-        let truncated = rows.len() as i64 > max;
         let mut last_sent = after;
-        for m in rows.into_iter().take(max as usize) {
+        let mut n = 0;
+        for m in replay.messages {
             let (seq, p) = encode(m);
             last_sent = last_sent.max(seq);
             if seq > joined && seq <= delivered {
                 continue;
             }
             if s.queue.push_requested(p) == Pushed::Queued {
-                self.edge.metrics.deliveries.fetch_add(1, Relaxed);
+                n += 1;
             }
         }
+        self.env.metrics.deliveries.increment(n);
         let mut cursor = last_sent;
-        if truncated {
+        if replay.truncated {
             let frame = ServerFrame::ResumeTruncated {
                 channel_id: self.id,
                 next_seq: last_sent + 1,
@@ -354,6 +366,5 @@ impl Task {
         if let Some(m) = self.members.get_mut(&socket) {
             m.cursor = m.cursor.max(cursor);
         }
-        Ok(())
     }
 }

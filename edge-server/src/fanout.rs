@@ -1,50 +1,40 @@
-//! The Redis reader: one task reads every publish of the edge's subscriber connection and
-//! routes it: `channel-{id}` events to the channel's task, `user-{id}` membership changes to
-//! the user's sockets, `presence` events to the sockets that share a channel with the user.
-//! It parses only the type, channel and seq; the payload bytes go to sockets as they came.
+//! The Redis reader: one task reads every publish of the edge's subscriber connection,
+//! decodes what routing needs (`shared::bus::Inbound`), and routes it: channel events to the
+//! channel's task, membership changes to the user's sockets, presence to the sockets that
+//! share a channel with the user. The payload bytes go to sockets as they came.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::interfaces::EventInterface;
-use serde::Deserialize;
-use shared::presence::PresenceEvent;
+use shared::bus::Inbound;
 use shared::protocol::ServerFrame;
-use shared::topics::{self, Topic};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::ChannelCmd;
-use crate::edge::Edge;
-use crate::hub::UserEvent;
+use crate::hub::Hub;
+use crate::metrics::EdgeMetrics;
+use crate::socket::UserEvent;
 
-/// The fields of a channel event the fanout needs.
-#[derive(Deserialize)]
-struct Peek {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    message: Option<PeekMessage>,
-    #[serde(default)]
-    user_id: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct PeekMessage {
-    seq: i64,
-}
-
-/// Reads the subscriber's messages until `shutdown`.
-pub async fn run(edge: Arc<Edge>, sub: SubscriberClient, shutdown: CancellationToken) {
+/// Reads the subscriber's messages until `shutdown`; every `catchup` it also compares each
+/// channel with PostgreSQL (a lost last message of a burst is revealed by no later one).
+pub async fn run(
+    hub: Arc<Hub>,
+    metrics: EdgeMetrics,
+    sub: SubscriberClient,
+    catchup: Duration,
+    shutdown: CancellationToken,
+) {
     let mut rx = sub.message_rx();
-    let mut ticker = tokio::time::interval(edge.config.catchup_interval);
+    let mut ticker = tokio::time::interval(catchup);
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {
-                // A lost last message of a burst is revealed by no later one: look.
-                edge.catch_up_all();
+                hub.catch_up_all();
                 continue;
             }
             m = rx.recv() => m,
@@ -52,8 +42,8 @@ pub async fn run(edge: Arc<Edge>, sub: SubscriberClient, shutdown: CancellationT
         let msg = match msg {
             Ok(m) => m,
             Err(RecvError::Lagged(n)) => {
-                tracing::warn!(edge = %edge.id, n, "fanout lagged: catching up from PostgreSQL");
-                edge.catch_up_all();
+                tracing::warn!(n, "fanout lagged: catching up from PostgreSQL");
+                hub.catch_up_all();
                 continue;
             }
             Err(RecvError::Closed) => return,
@@ -64,71 +54,60 @@ pub async fn run(edge: Arc<Edge>, sub: SubscriberClient, shutdown: CancellationT
         let Ok(payload) = Utf8Bytes::try_from(bytes) else {
             continue;
         };
-        let topic: &str = &msg.channel;
-        if topic == shared::presence::TOPIC {
-            presence(&edge, &payload);
+        let Some(inbound) = Inbound::decode(&msg.channel, &payload) else {
+            tracing::warn!(topic = %msg.channel, "unreadable event dropped");
             continue;
-        }
-        match topics::parse(topic) {
-            Some(Topic::Channel(id)) => channel_event(&edge, id, payload),
-            Some(Topic::User(id)) => user_event(&edge, id, payload),
-            None => {}
-        }
+        };
+        route(&hub, &metrics, inbound, payload);
     }
 }
 
-fn channel_event(edge: &Edge, id: i64, payload: Utf8Bytes) {
-    let Some(tx) = edge.hub.channel(id) else {
-        return;
+fn route(hub: &Hub, metrics: &EdgeMetrics, inbound: Inbound, payload: Utf8Bytes) {
+    let to_channel = |id: i64, cmd: ChannelCmd| {
+        if let Some(tx) = hub.channel(id) {
+            let _ = tx.send(cmd);
+        }
     };
-    let Ok(peek) = serde_json::from_str::<Peek>(&payload) else {
-        tracing::warn!(channel = id, "unreadable channel event dropped");
-        return;
-    };
-    let cmd = match (peek.kind.as_str(), peek.message) {
-        ("message", Some(m)) => ChannelCmd::Message {
-            seq: m.seq,
-            payload,
-        },
-        ("typing", _) => ChannelCmd::Event {
-            payload,
-            skip_user: peek.user_id,
-        },
-        _ => ChannelCmd::Event {
-            payload,
-            skip_user: None,
-        },
-    };
-    let _ = tx.send(cmd);
-}
-
-fn user_event(edge: &Edge, user: i64, payload: Utf8Bytes) {
-    let ev = match serde_json::from_str::<ServerFrame>(&payload) {
-        Ok(ServerFrame::ChannelAdded { channel }) => UserEvent::Added {
-            channel_id: channel.id,
-            last_seq: channel.last_seq,
-            payload,
-        },
-        Ok(ServerFrame::ChannelRemoved { channel_id }) => UserEvent::Removed {
+    match inbound {
+        Inbound::Message { channel_id, seq } => {
+            to_channel(channel_id, ChannelCmd::Message { seq, payload });
+        }
+        Inbound::ChannelEvent {
             channel_id,
-            payload,
-        },
-        _ => return,
-    };
-    edge.hub.user_event(user, ev);
-}
-
-fn presence(edge: &Edge, payload: &str) {
-    let Ok(ev) = serde_json::from_str::<PresenceEvent>(payload) else {
-        return;
-    };
-    let frame: Utf8Bytes = ServerFrame::Presence {
-        user_id: ev.user_id,
-        status: ev.status,
-    }
-    .to_json()
-    .into();
-    for s in edge.hub.sockets_in(&ev.channels, ev.user_id) {
-        edge.push_counted(&s, frame.clone());
+            skip_user,
+        } => to_channel(channel_id, ChannelCmd::Event { payload, skip_user }),
+        Inbound::Added {
+            user_id,
+            channel_id,
+            last_seq,
+        } => hub.user_event(
+            user_id,
+            UserEvent::Added {
+                channel_id,
+                last_seq,
+                payload,
+            },
+        ),
+        Inbound::Removed {
+            user_id,
+            channel_id,
+        } => hub.user_event(
+            user_id,
+            UserEvent::Removed {
+                channel_id,
+                payload,
+            },
+        ),
+        Inbound::Presence(ev) => {
+            let frame: Utf8Bytes = ServerFrame::Presence {
+                user_id: ev.user_id,
+                status: ev.status,
+            }
+            .to_json()
+            .into();
+            for s in hub.sockets_in(&ev.channels, ev.user_id) {
+                s.deliver(frame.clone(), metrics);
+            }
+        }
     }
 }

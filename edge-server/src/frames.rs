@@ -1,142 +1,73 @@
-//! What each client frame does (SPEC section 4), and the one place where failures become
-//! `error` frames.
+//! What each client frame does (SPEC section 4): an adapter over `shared::chat`. Every frame
+//! that is answered yields a reply future; the session keeps them in arrival order and writes
+//! each reply when its turn comes, so `ack`s, `error`s, `pong`s and `resumed` go out in the
+//! order the frames came, while slow ones (a commit, a read marker, a replay read from
+//! PostgreSQL) run beside the socket's loop. `ChatError`s become `error` frames here only.
 
+use std::future::{ready, Future};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use shared::chat::{Actor, ChatError, SendRequest};
 use shared::protocol::{ClientFrame, ErrorCode, ServerFrame};
-use shared::store::{NewMessage, Outcome, SendOutcome, StoreError};
-use shared::validate::{self, Content};
 use tokio::sync::oneshot;
 
 use crate::channel::ChannelCmd;
 use crate::edge::Edge;
-use crate::hub::SocketHandle;
-use crate::sender::SendError;
+use crate::socket::SocketHandle;
 
-/// Why a frame failed; turned into an `error` frame by [`reply`] only.
-#[derive(Debug, thiserror::Error)]
-enum FrameError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Validation(String),
-    #[error("not a member of channel {0}")]
-    NotMember(i64),
-    #[error("too many sends; retry later")]
-    RateLimited { retry_after_ms: u64 },
-    #[error("the database is unavailable; retry later")]
-    Unavailable,
-    #[error("internal error")]
-    Internal,
+/// The frames that answer one client frame, in order; resolved beside the socket's loop.
+pub type Reply = Pin<Box<dyn Future<Output = Vec<ServerFrame>> + Send>>;
+
+fn now(frames: Vec<ServerFrame>) -> Reply {
+    Box::pin(ready(frames))
 }
 
-impl From<StoreError> for FrameError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => FrameError::Unavailable,
-            other => {
-                tracing::error!(error = %other, "store error");
-                FrameError::Internal
-            }
+/// The `error` frame for `e`, the one mapping of chat failures to WebSocket errors.
+fn error_frame(e: &ChatError, client_msg_id: Option<String>) -> ServerFrame {
+    let message = match e {
+        ChatError::Unexpected(err) => {
+            tracing::error!(error = format!("{err:#}"), "frame failed");
+            "internal error".to_owned()
         }
-    }
-}
-
-impl From<SendError> for FrameError {
-    fn from(e: SendError) -> Self {
-        match e {
-            SendError::Unavailable => FrameError::Unavailable,
-            SendError::Internal => FrameError::Internal,
-        }
-    }
-}
-
-impl FrameError {
-    fn code(&self) -> ErrorCode {
-        match self {
-            FrameError::BadRequest(_) => ErrorCode::BadRequest,
-            FrameError::Validation(_) => ErrorCode::Validation,
-            FrameError::NotMember(_) => ErrorCode::Forbidden,
-            FrameError::RateLimited { .. } => ErrorCode::RateLimited,
-            FrameError::Unavailable => ErrorCode::Unavailable,
-            FrameError::Internal => ErrorCode::Internal,
-        }
-    }
-}
-
-/// Queues an `error` frame to the socket.
-pub fn reply_error(s: &SocketHandle, code: ErrorCode, message: &str, cmid: Option<String>) {
-    let f = ServerFrame::Error {
-        code,
-        message: message.to_owned(),
-        client_msg_id: cmid,
-        retry_after_ms: None,
+        other => other.to_string(),
     };
-    s.queue.push(f.to_json().into());
-}
-
-fn reply(s: &SocketHandle, e: FrameError, cmid: Option<String>) {
-    let retry_after_ms = match e {
-        FrameError::RateLimited { retry_after_ms } => Some(retry_after_ms),
-        _ => None,
-    };
-    let f = ServerFrame::Error {
+    ServerFrame::Error {
         code: e.code(),
-        message: e.to_string(),
-        client_msg_id: cmid,
-        retry_after_ms,
-    };
-    s.queue.push(f.to_json().into());
-}
-
-fn send_frame(s: &SocketHandle, f: &ServerFrame) {
-    s.queue.push(f.to_json().into());
-}
-
-/// A send in the socket's pipeline: queued for commit, or already refused. The socket's task
-/// awaits [`PendingSend::answer`] for the oldest one, then calls [`finish_send`], so a socket
-/// with several sends in flight gets their replies (`ack` or `error`) in the order it sent them.
-pub struct PendingSend {
-    state: Pending,
-    channel_id: i64,
-    client_msg_id: Option<String>,
-    started: Instant,
-}
-
-enum Pending {
-    Queued(Outcome),
-    Refused(Option<FrameError>),
-}
-
-/// What became of a pending send (opaque: only [`finish_send`] reads it).
-pub struct Answer(Result<SendOutcome, FrameError>);
-
-impl PendingSend {
-    /// Resolves when the send's batch has committed (at once for a refused send).
-    pub async fn answer(&mut self) -> Answer {
-        match &mut self.state {
-            Pending::Queued(outcome) => Answer(
-                outcome
-                    .await
-                    .map_err(|e| FrameError::from(crate::sender::map_error(e))),
-            ),
-            Pending::Refused(e) => Answer(Err(e.take().unwrap_or(FrameError::Internal))),
-        }
+        message,
+        client_msg_id,
+        retry_after_ms: e.retry_after_ms(),
     }
 }
 
-/// Handles one text frame from the client. A valid `send` is queued for commit and returned:
-/// its `ack` (or error) goes out when the caller has awaited the outcome.
-pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) -> Option<PendingSend> {
+fn refuse(e: ChatError, client_msg_id: Option<String>) -> Reply {
+    now(vec![error_frame(&e, client_msg_id)])
+}
+
+/// A binary frame: refused, the socket stays open.
+pub fn binary() -> Reply {
+    now(vec![ServerFrame::error(
+        ErrorCode::BadRequest,
+        "frames must be JSON text",
+    )])
+}
+
+/// Handles one text frame from the client; `None` when nothing answers it (`typing`).
+pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) -> Option<Reply> {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(f) => f,
         Err(e) => {
             let cmid = serde_json::from_str::<serde_json::Value>(text)
                 .ok()
                 .and_then(|v| v.get("client_msg_id")?.as_str().map(str::to_owned));
-            reply(s, FrameError::BadRequest(format!("bad frame: {e}")), cmid);
-            return None;
+            let f = ServerFrame::Error {
+                code: ErrorCode::BadRequest,
+                message: format!("bad frame: {e}"),
+                client_msg_id: cmid,
+                retry_after_ms: None,
+            };
+            return Some(now(vec![f]));
         }
     };
     match frame {
@@ -146,152 +77,109 @@ pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) -> Opti
             client_msg_id,
             reply_to,
         } => {
-            let started = Instant::now();
-            let cmid = client_msg_id.clone();
-            let state = match send(edge, s, channel_id, content, client_msg_id, reply_to).await {
-                Ok(outcome) => Pending::Queued(outcome),
-                Err(e) => Pending::Refused(Some(e)),
-            };
-            return Some(PendingSend {
-                state,
+            let req = SendRequest {
                 channel_id,
-                client_msg_id: cmid,
-                started,
-            });
+                content,
+                client_msg_id: client_msg_id.clone(),
+                reply_to,
+            };
+            Some(send(edge, s, req).await)
         }
         ClientFrame::Typing { channel_id } => {
             if !s.is_member(channel_id) {
-                reply(s, FrameError::NotMember(channel_id), None);
-                return None;
+                return Some(refuse(ChatError::NotMember, None));
             }
-            let f = ServerFrame::Typing {
-                channel_id,
-                user_id: s.user_id,
-                username: s.username.clone(),
+            let me = Actor {
+                id: s.user_id,
+                name: s.username.clone(),
             };
-            edge.publish(shared::topics::channel(channel_id), f.to_json());
+            edge.chat.typing(&me, channel_id);
+            None
         }
         ClientFrame::Read { channel_id, seq } => {
             if !s.is_member(channel_id) {
-                reply(s, FrameError::NotMember(channel_id), None);
-                return None;
+                return Some(refuse(ChatError::NotMember, None));
             }
-            match edge.store.mark_read(channel_id, s.user_id, seq).await {
-                Ok(Some(seq)) => {
-                    let f = ServerFrame::Read {
-                        channel_id,
-                        user_id: s.user_id,
-                        seq,
-                    };
-                    edge.publish(shared::topics::channel(channel_id), f.to_json());
+            let (chat, user) = (edge.chat.clone(), s.user_id);
+            Some(Box::pin(async move {
+                match chat.mark_read(user, channel_id, seq).await {
+                    Ok(_) => Vec::new(),
+                    Err(e) => vec![error_frame(&e, None)],
                 }
-                Ok(None) => reply(s, FrameError::NotMember(channel_id), None),
-                Err(e) => reply(s, e.into(), None),
-            }
+            }))
         }
-        ClientFrame::Resume { channels } => {
-            for (channel_id, after) in channels {
-                if let Err(e) = resume(edge, s, channel_id, after).await {
-                    reply(s, e, None);
-                }
-            }
-            send_frame(s, &ServerFrame::Resumed);
-        }
-        ClientFrame::Ping => send_frame(s, &ServerFrame::Pong),
+        ClientFrame::Resume { channels } => Some(resume(edge, s, channels)),
+        ClientFrame::Ping => Some(now(vec![ServerFrame::Pong])),
     }
-    None
 }
 
-/// Validates a send and queues it for commit.
-async fn send(
-    edge: &Arc<Edge>,
-    s: &Arc<SocketHandle>,
-    channel_id: i64,
-    content: String,
-    client_msg_id: Option<String>,
-    reply_to: Option<i64>,
-) -> Result<Outcome, FrameError> {
-    let limits = &edge.config.limits;
-    let content = Content::parse(content, limits).map_err(|e| FrameError::Validation(e.0))?;
-    let client_msg_id =
-        validate::client_msg_id(client_msg_id, limits).map_err(|e| FrameError::Validation(e.0))?;
-    if !s.is_member(channel_id) {
-        return Err(FrameError::NotMember(channel_id));
+/// Queues a send for commit (at once, so a socket's sends commit in the order sent) and
+/// answers with `ack` or `error` once it has committed.
+async fn send(edge: &Arc<Edge>, s: &SocketHandle, req: SendRequest) -> Reply {
+    let started = Instant::now();
+    let cmid = req.client_msg_id.clone();
+    // The socket knows its channels: a stranger's send costs no rate token and no commit.
+    if !s.is_member(req.channel_id) {
+        return refuse(ChatError::NotMember, cmid);
     }
-    {
-        let mut bucket = s.bucket.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(retry_after_ms) = bucket.take() {
-            return Err(FrameError::RateLimited { retry_after_ms });
-        }
-    }
-    Ok(edge
-        .sends
-        .enqueue(NewMessage {
-            channel_id,
-            sender_id: s.user_id,
-            content: content.into_inner(),
-            client_msg_id,
-            reply_to,
-        })
-        .await?)
-}
-
-/// Answers a committed (or failed) send: `ack` with the stored message, or an `error`.
-pub fn finish_send(edge: &Edge, s: &SocketHandle, pending: PendingSend, answer: Answer) {
-    let PendingSend {
-        channel_id,
-        client_msg_id,
-        started,
-        ..
-    } = pending;
-    let message = match answer.0 {
-        Ok(SendOutcome::Stored(m) | SendOutcome::Duplicate(m)) => m,
-        Ok(SendOutcome::NoChannel | SendOutcome::NotMember) => {
-            return reply(s, FrameError::NotMember(channel_id), client_msg_id)
-        }
-        Ok(SendOutcome::BadReplyTo) => {
-            let e = FrameError::Validation(
-                "reply_to must be the seq of an earlier message of the channel".into(),
-            );
-            return reply(s, e, client_msg_id);
-        }
-        Err(e) => return reply(s, e, client_msg_id),
+    let pending = match edge.chat.submit(s.user_id, req).await {
+        Ok(p) => p,
+        Err(e) => return refuse(e, cmid),
     };
-    send_frame(
-        s,
-        &ServerFrame::Ack {
-            client_msg_id,
-            message,
-        },
-    );
-    edge.metrics.observe_ack(started.elapsed());
-    edge.metrics
-        .sends_acked
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-}
-
-async fn resume(
-    edge: &Arc<Edge>,
-    s: &Arc<SocketHandle>,
-    channel_id: i64,
-    after: i64,
-) -> Result<(), FrameError> {
-    if after < 0 {
-        return Err(FrameError::Validation("resume seqs must be >= 0".into()));
-    }
-    if !s.is_member(channel_id) {
-        return Err(FrameError::NotMember(channel_id));
-    }
-    let Some(tx) = edge.hub.channel(channel_id) else {
-        return Err(FrameError::NotMember(channel_id));
-    };
-    let (done, rx) = oneshot::channel();
-    tx.send(ChannelCmd::Resume {
-        socket: s.id,
-        after,
-        done,
+    let metrics = edge.metrics.clone();
+    Box::pin(async move {
+        match pending.await {
+            Ok(sent) => {
+                metrics.send_ack.record(started.elapsed());
+                metrics.sends_acked.increment(1);
+                vec![ServerFrame::Ack {
+                    client_msg_id: cmid,
+                    message: sent.into_message(),
+                }]
+            }
+            Err(e) => vec![error_frame(&e, cmid)],
+        }
     })
-    .map_err(|_| FrameError::Internal)?;
-    rx.await.map_err(|_| FrameError::Internal)??;
-    Ok(())
+}
+
+/// Replays every channel's missed messages (read beside the loop, handed to each channel's
+/// task to deliver in order with its live messages), then `resumed`.
+fn resume(
+    edge: &Arc<Edge>,
+    s: &Arc<SocketHandle>,
+    channels: std::collections::BTreeMap<i64, i64>,
+) -> Reply {
+    let (chat, hub, s) = (edge.chat.clone(), edge.hub.clone(), s.clone());
+    Box::pin(async move {
+        let mut out = Vec::new();
+        for (channel_id, after) in channels {
+            if !s.is_member(channel_id) {
+                out.push(error_frame(&ChatError::NotMember, None));
+                continue;
+            }
+            let replay = match chat.replay(channel_id, after).await {
+                Ok(r) => r,
+                Err(e) => {
+                    out.push(error_frame(&e, None));
+                    continue;
+                }
+            };
+            let Some(tx) = hub.channel(channel_id) else {
+                out.push(error_frame(&ChatError::NotMember, None));
+                continue;
+            };
+            let (done, delivered) = oneshot::channel();
+            let cmd = ChannelCmd::Replay {
+                socket: s.id,
+                after,
+                replay,
+                done,
+            };
+            if tx.send(cmd).is_ok() {
+                let _ = delivered.await;
+            }
+        }
+        out.push(ServerFrame::Resumed);
+        out
+    })
 }

@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -13,14 +12,13 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use shared::auth::{bearer, Claims};
-use shared::protocol::{ErrorBody, ErrorCode, ErrorDetail, ServerFrame};
+use shared::protocol::{ErrorBody, ErrorCode, ErrorDetail};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::edge::Edge;
-use crate::presence::PresenceCmd;
-use crate::queue::OutQueue;
+use crate::session::{OpenError, Session};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -80,7 +78,7 @@ pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Result<Resp, Inf
             }
         }
         (&hyper::Method::GET, "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(edge.metrics.render(&edge.id))));
+            let mut r = Response::new(Full::new(Bytes::from(edge.registry.render())));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -138,49 +136,19 @@ async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, Ht
         return Err(HttpError::Unavailable);
     }
 
-    // Register first (and wait for `user-{id}` to be subscribed), then read the channels:
-    // a membership change after this read reaches the socket as an event.
-    let cfg = &edge.config;
-    let queue = OutQueue::new(cfg.out_queue_frames, cfg.out_queue_bytes);
-    let (socket, subscribed) = edge.hub.open_socket(claims.sub, &claims.name, queue);
-    let setup = async {
-        let _ = tokio::time::timeout(Duration::from_secs(5), subscribed).await;
-        let user = edge.store.user_by_id(claims.sub).await?;
-        let channels = edge.store.my_channels(claims.sub).await?;
-        Ok::<_, shared::store::StoreError>((user, channels))
-    };
-    let (user, channels) = match setup.await {
-        Ok((Some(user), channels)) => (user, channels),
-        Ok((None, _)) => {
-            edge.hub.close_socket(&socket);
-            return Err(HttpError::Unauthorized);
-        }
-        Err(e) => {
+    let session = match Session::open(&edge, &claims).await {
+        Ok(s) => s,
+        Err(OpenError::NoUser) => return Err(HttpError::Unauthorized),
+        Err(OpenError::Unavailable(e)) => {
             tracing::warn!(error = %e, "socket setup failed");
-            edge.hub.close_socket(&socket);
             return Err(HttpError::Unavailable);
         }
     };
-    let ids: Vec<(i64, i64)> = channels.iter().map(|c| (c.id, c.last_seq)).collect();
-    let ready: tokio_tungstenite::tungstenite::Utf8Bytes = ServerFrame::Ready {
-        session_id: uuid::Uuid::new_v4().to_string(),
-        user,
-        edge: edge.id.clone(),
-        channels,
-    }
-    .to_json()
-    .into();
-    let _ = edge.presence.send(PresenceCmd::Opened {
-        user: claims.sub,
-        channels: ids.iter().map(|(c, _)| *c).collect(),
-    });
-
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let e = edge.clone();
+    let max = edge.config.limits.max_frame_bytes;
     edge.tracker.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let max = e.config.limits.max_frame_bytes;
                 let ws_cfg = WebSocketConfig::default()
                     .read_buffer_size(256)
                     .write_buffer_size(8192)
@@ -193,16 +161,10 @@ async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, Ht
                     Some(ws_cfg),
                 )
                 .await;
-                crate::session::run(e, ws, socket, ready, ids, claims.exp).await;
+                session.run(ws).await;
             }
-            Err(err) => {
-                tracing::debug!(error = %err, "upgrade failed");
-                e.hub.close_socket(&socket);
-                let _ = e.presence.send(PresenceCmd::Closed {
-                    user: claims.sub,
-                    channels: ids.iter().map(|(c, _)| *c).collect(),
-                });
-            }
+            // Dropping the session unregisters the socket.
+            Err(err) => tracing::debug!(error = %err, "upgrade failed"),
         }
     });
 

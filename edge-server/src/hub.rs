@@ -5,66 +5,25 @@
 //! held across an `.await`. Subscribe and unsubscribe commands are queued to the subscription
 //! manager while the map lock is held, so Redis sees them in the order the maps changed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
+use shared::topics::Topic;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::channel::ChannelCmd;
+use crate::channel::{self, ChannelCmd, ChannelEnv};
 use crate::queue::OutQueue;
-use crate::ratelimit::TokenBucket;
-use crate::subs::SubCmd;
+use crate::socket::{lock, SocketHandle, SocketId, SocketState, UserEvent};
 
-pub type SocketId = u64;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// One connected socket, shared by its session task, channel tasks and control events.
+/// What the hub asks of the subscription manager, in the order the maps changed.
 #[derive(Debug)]
-pub struct SocketHandle {
-    pub id: SocketId,
-    pub user_id: i64,
-    pub username: String,
-    pub queue: OutQueue,
-    pub bucket: Arc<Mutex<TokenBucket>>,
-    state: Mutex<SocketState>,
-}
-
-#[derive(Debug, Default)]
-struct SocketState {
-    /// `ready` has been queued; before that, control events wait in `pending`.
-    ready: bool,
-    closed: bool,
-    channels: HashSet<i64>,
-    pending: Vec<UserEvent>,
-}
-
-/// A membership change of a user, from `user-{id}`.
-#[derive(Debug, Clone)]
-pub enum UserEvent {
-    Added {
-        channel_id: i64,
-        last_seq: i64,
-        payload: Utf8Bytes,
-    },
-    Removed {
-        channel_id: i64,
-        payload: Utf8Bytes,
-    },
-}
-
-impl SocketHandle {
-    pub fn is_member(&self, channel_id: i64) -> bool {
-        lock(&self.state).channels.contains(&channel_id)
-    }
-
-    pub fn channel_ids(&self) -> Vec<i64> {
-        lock(&self.state).channels.iter().copied().collect()
-    }
+pub enum SubCmd {
+    Subscribe(Topic),
+    Unsubscribe(Topic),
+    /// Answered once every command queued before it has been carried out.
+    Barrier(oneshot::Sender<()>),
 }
 
 struct ChannelEntry {
@@ -74,17 +33,15 @@ struct ChannelEntry {
 
 struct UserEntry {
     sockets: HashMap<SocketId, Arc<SocketHandle>>,
-    bucket: Arc<Mutex<TokenBucket>>,
 }
 
-/// The local maps. Channel tasks are started through `spawn_channel`.
+/// The local maps, and the tasks of the channels in them.
 pub struct Hub {
     next_id: AtomicU64,
     channels: Mutex<HashMap<i64, ChannelEntry>>,
     users: Mutex<HashMap<i64, UserEntry>>,
     subs: mpsc::UnboundedSender<SubCmd>,
-    spawn_channel: Box<dyn Fn(i64, i64) -> mpsc::UnboundedSender<ChannelCmd> + Send + Sync>,
-    new_bucket: Box<dyn Fn() -> TokenBucket + Send + Sync>,
+    env: Arc<ChannelEnv>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -94,20 +51,14 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    /// `spawn_channel(channel_id, start_seq)` starts the task of a channel that just got its
-    /// first local socket.
-    pub fn new(
-        subs: mpsc::UnboundedSender<SubCmd>,
-        spawn_channel: impl Fn(i64, i64) -> mpsc::UnboundedSender<ChannelCmd> + Send + Sync + 'static,
-        new_bucket: impl Fn() -> TokenBucket + Send + Sync + 'static,
-    ) -> Self {
+    /// Channel tasks are started with `env` when a channel gets its first local socket.
+    pub fn new(subs: mpsc::UnboundedSender<SubCmd>, env: Arc<ChannelEnv>) -> Self {
         Hub {
             next_id: AtomicU64::new(1),
             channels: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             subs,
-            spawn_channel: Box::new(spawn_channel),
-            new_bucket: Box::new(new_bucket),
+            env,
         }
     }
 
@@ -123,22 +74,12 @@ impl Hub {
         let (done_tx, done_rx) = oneshot::channel();
         let mut users = lock(&self.users);
         let entry = users.entry(user_id).or_insert_with(|| {
-            let _ = self
-                .subs
-                .send(SubCmd::Subscribe(shared::topics::user(user_id)));
+            let _ = self.subs.send(SubCmd::Subscribe(Topic::User(user_id)));
             UserEntry {
                 sockets: HashMap::new(),
-                bucket: Arc::new(Mutex::new((self.new_bucket)())),
             }
         });
-        let handle = Arc::new(SocketHandle {
-            id,
-            user_id,
-            username: username.to_owned(),
-            queue,
-            bucket: entry.bucket.clone(),
-            state: Mutex::new(SocketState::default()),
-        });
+        let handle = Arc::new(SocketHandle::new(id, user_id, username, queue));
         entry.sockets.insert(id, handle.clone());
         let _ = self.subs.send(SubCmd::Barrier(done_tx));
         (handle, done_rx)
@@ -182,9 +123,7 @@ impl Hub {
             None => 0,
         };
         if left == 0 && users.remove(&s.user_id).is_some() {
-            let _ = self
-                .subs
-                .send(SubCmd::Unsubscribe(shared::topics::user(s.user_id)));
+            let _ = self.subs.send(SubCmd::Unsubscribe(Topic::User(s.user_id)));
         }
         left
     }
@@ -236,11 +175,9 @@ impl Hub {
     fn join_channel(&self, s: &Arc<SocketHandle>, ch: i64, cursor: i64) {
         let mut channels = lock(&self.channels);
         let entry = channels.entry(ch).or_insert_with(|| {
-            let _ = self
-                .subs
-                .send(SubCmd::Subscribe(shared::topics::channel(ch)));
+            let _ = self.subs.send(SubCmd::Subscribe(Topic::Channel(ch)));
             ChannelEntry {
-                tx: (self.spawn_channel)(ch, cursor),
+                tx: channel::spawn(self.env.clone(), ch, cursor),
                 sockets: HashMap::new(),
             }
         });
@@ -261,9 +198,7 @@ impl Hub {
         if entry.sockets.is_empty() {
             let _ = entry.tx.send(ChannelCmd::Stop);
             channels.remove(&ch);
-            let _ = self
-                .subs
-                .send(SubCmd::Unsubscribe(shared::topics::channel(ch)));
+            let _ = self.subs.send(SubCmd::Unsubscribe(Topic::Channel(ch)));
         }
     }
 
@@ -302,5 +237,27 @@ impl Hub {
             .values()
             .flat_map(|u| u.sockets.values().cloned())
             .collect()
+    }
+
+    /// Compares every local channel with PostgreSQL's `last_seq` and fills what is missing.
+    pub fn catch_up_all(&self) {
+        let channels = self.channels();
+        if channels.is_empty() {
+            return;
+        }
+        let store = self.env.store.clone();
+        self.env.tracker.spawn(async move {
+            let ids: Vec<i64> = channels.iter().map(|(id, _)| *id).collect();
+            match store.last_seqs(&ids).await {
+                Ok(last) => {
+                    for (id, tx) in channels {
+                        if let Some(&upto) = last.get(&id) {
+                            let _ = tx.send(ChannelCmd::CatchUp { upto: Some(upto) });
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "catch-up read failed"),
+            }
+        });
     }
 }

@@ -10,16 +10,15 @@ mod fanout;
 mod frames;
 mod http;
 mod hub;
-pub mod metrics;
+mod metrics;
 mod presence;
 mod queue;
-mod ratelimit;
-mod sender;
 mod session;
+mod socket;
 mod subs;
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,14 +27,21 @@ use fred::interfaces::ClientLike;
 use fred::types::config::{Config as RedisConfig, PerformanceConfig, ReconnectPolicy};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use shared::store::Store;
+use shared::bus::Bus;
+use shared::chat::Chat;
+use shared::store::{GroupCommitConfig, Store};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use channel::ChannelEnv;
 pub use config::Config;
 use edge::Edge;
+use metrics::EdgeMetrics;
+
+/// How often histograms are drained into their buckets.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 fn redis_perf() -> PerformanceConfig {
     PerformanceConfig {
@@ -79,55 +85,63 @@ pub async fn run(
 
     let tasks = CancellationToken::new();
     let presence_stop = CancellationToken::new();
+    let registry = shared::metrics::Metrics::new(&[("edge", &config.edge_id)]);
+    let metrics = EdgeMetrics::new(&registry);
+    let bus = Bus::spawn(redis.clone(), &registry, tasks.clone());
+    let commit = GroupCommitConfig {
+        max_batch: config.send_batch_max,
+        shards: config.send_workers,
+        ..GroupCommitConfig::default()
+    };
+    let limits = Arc::new(config.limits.clone());
+    let chat = Chat::new(store.clone(), bus, limits, commit, &registry);
     let (subs_tx, subs_rx) = mpsc::unbounded_channel();
     let (presence_tx, presence_rx) = mpsc::unbounded_channel();
-    let (pub_tx, pub_rx) = mpsc::channel(1 << 16);
-    let sends = sender::SendQueue::new(
-        store.clone(),
-        config.send_batch_max,
-        config.send_workers,
-        pub_tx.clone(),
-    );
-    let limits = config.limits.clone();
-    let edge = Arc::new_cyclic(|weak: &Weak<Edge>| {
-        let weak = weak.clone();
-        Edge {
-            id: config.edge_id.clone(),
-            hub: hub::Hub::new(
-                subs_tx,
-                move |ch, start| match weak.upgrade() {
-                    Some(edge) => channel::spawn(edge, ch, start),
-                    None => mpsc::unbounded_channel().0,
-                },
-                move || ratelimit::TokenBucket::new(limits.send_rate_per_sec, limits.send_burst),
-            ),
-            config,
-            store,
-            redis: redis.clone(),
-            metrics: metrics::Metrics::default(),
-            sends,
-            publisher: pub_tx,
-            presence: presence_tx,
-            draining: Default::default(),
-            tracker: TaskTracker::new(),
-        }
+    let tracker = TaskTracker::new();
+    let env = Arc::new(ChannelEnv {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        gap_grace: config.gap_grace,
+        tracker: tracker.clone(),
+    });
+    let hub = Arc::new(hub::Hub::new(subs_tx, env));
+    let edge = Arc::new(Edge {
+        id: config.edge_id.clone(),
+        chat,
+        hub: hub.clone(),
+        registry,
+        metrics: metrics.clone(),
+        redis: redis.clone(),
+        presence: presence_tx,
+        draining: Default::default(),
+        tracker,
+        config,
     });
     tracing::info!(edge = %edge.id, port, "edge listening");
 
     let background = TaskTracker::new();
-    background.spawn(subs::run(edge.clone(), sub.clone(), subs_rx, tasks.clone()));
-    background.spawn(fanout::run(edge.clone(), sub.clone(), tasks.clone()));
-    background.spawn(sender::publisher(
-        edge.clone(),
-        redis.clone(),
-        pub_rx,
+    background.spawn(subs::run(
+        hub.clone(),
+        metrics.clone(),
+        sub.clone(),
+        subs_rx,
+        tasks.clone(),
+    ));
+    background.spawn(fanout::run(
+        hub,
+        metrics,
+        sub.clone(),
+        edge.config.catchup_interval,
         tasks.clone(),
     ));
     background.spawn(presence::run(
-        edge.clone(),
+        redis.clone(),
+        store,
+        edge.id.clone(),
         presence_rx,
         presence_stop.clone(),
     ));
+    background.spawn(upkeep(edge.clone(), tasks.clone()));
 
     // The listener stays open through the drain so `/health` can answer 503 (and `/ws` 503).
     let stop_accept = CancellationToken::new();
@@ -168,6 +182,20 @@ async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, stop: CancellationT
                 .with_upgrades();
             let _ = conn.await;
         });
+    }
+}
+
+/// Drains histograms and forgets idle rate-limit state, until `shutdown`.
+async fn upkeep(edge: Arc<Edge>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                edge.registry.upkeep();
+                edge.chat.upkeep();
+            }
+        }
     }
 }
 

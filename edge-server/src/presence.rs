@@ -2,16 +2,14 @@
 //! socket opens and closes in order, refreshes the edge's lease, sweeps dead edges, and
 //! publishes `PresenceEvent`s when a user's first socket in the cluster opens or last closes.
 
-use std::sync::Arc;
-
 use fred::clients::Client;
 use fred::interfaces::{HashesInterface, KeysInterface, PubsubInterface, SetsInterface};
 use shared::presence::{self as sp, PresenceEvent};
 use shared::protocol::PresenceStatus;
+use shared::store::Store;
+use shared::topics::Topic;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-use crate::edge::Edge;
 
 #[derive(Debug)]
 pub enum PresenceCmd {
@@ -40,20 +38,24 @@ async fn announce(r: &Client, user: i64, status: PresenceStatus, channels: Vec<i
         status,
         channels,
     };
-    let payload = serde_json::to_string(&ev).unwrap_or_default();
-    if let Err(e) = r.publish::<i64, _, _>(sp::TOPIC, payload).await {
+    // Awaited, not queued on the bus: the last announcements of a draining edge must go out
+    // before it quits Redis.
+    if let Err(e) = r
+        .publish::<i64, _, _>(Topic::Presence.name(), ev.to_json())
+        .await
+    {
         tracing::warn!(user, error = %e, "presence publish failed");
     }
 }
 
 /// Runs until `shutdown`, then releases the edge's presence and announces its users offline.
 pub async fn run(
-    edge: Arc<Edge>,
+    r: Client,
+    store: Store,
+    me: String,
     mut rx: mpsc::UnboundedReceiver<PresenceCmd>,
     shutdown: CancellationToken,
 ) {
-    let r = edge.redis.clone();
-    let me = edge.id.clone();
     let mut tick = tokio::time::interval(sp::LEASE_REFRESH);
     loop {
         tokio::select! {
@@ -82,8 +84,7 @@ pub async fn run(
                             if sp::online_users(&r).await.map(|s| s.contains(&u)).unwrap_or(true) {
                                 continue;
                             }
-                            let channels = edge
-                                .store
+                            let channels = store
                                 .my_channels(u)
                                 .await
                                 .map(|c| c.into_iter().map(|c| c.id).collect())
@@ -106,8 +107,7 @@ pub async fn run(
         Ok(users) => {
             for u in users {
                 if !online_elsewhere(&r, &me, u).await.unwrap_or(true) {
-                    let channels = edge
-                        .store
+                    let channels = store
                         .my_channels(u)
                         .await
                         .map(|c| c.into_iter().map(|c| c.id).collect())

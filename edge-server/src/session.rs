@@ -1,17 +1,21 @@
-//! One WebSocket connection: a single task that reads client frames, writes the socket's
-//! outbound queue, pings, and closes on expiry, drain or overflow.
+//! One socket's whole life in one place: [`Session::open`] registers it (maps, `user-{id}`
+//! subscription, presence) and builds `ready`; [`Session::run`] serves it (reads frames,
+//! writes the outbound queue and the replies in order, pings, closes on expiry, drain or
+//! overflow); dropping the session's [`Registration`] unregisters it, whatever ended it.
 
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use shared::auth::Claims;
+use shared::protocol::ServerFrame;
+use shared::store::StoreError;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -19,10 +23,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf
 use tokio_tungstenite::WebSocketStream;
 
 use crate::edge::Edge;
-use crate::frames::{Answer, PendingSend};
-use crate::hub::SocketHandle;
+use crate::frames::{self, Reply};
 use crate::presence::PresenceCmd;
-use crate::queue::SLOW_CONSUMER;
+use crate::queue::{OutQueue, SLOW_CONSUMER};
+use crate::socket::SocketHandle;
 
 pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -32,13 +36,62 @@ pub const RESTARTING: u16 = 1012;
 pub const TOKEN_EXPIRED: u16 = 4001;
 pub const POLICY: u16 = 1008;
 
+/// How long `user-{id}` may take to be subscribed before `ready` is read anyway.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
 /// How long a close frame may take to get through to a client that is not reading.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames written per flush.
 const WRITE_BATCH: usize = 64;
-/// Sends one socket may have waiting for their commit; past this the socket's frames are not
-/// read until the oldest is answered (back-pressure through TCP).
-const MAX_PIPELINED_SENDS: usize = 64;
+/// Frames one socket may have waiting for their reply (sends waiting for their commit, read
+/// markers, replays); past this the socket's frames are not read until the oldest is answered
+/// (back-pressure through TCP).
+const MAX_PENDING_REPLIES: usize = 64;
+
+/// Why a socket could not be opened (before the upgrade: answered with an HTTP status).
+#[derive(Debug)]
+pub enum OpenError {
+    /// The token names a user that no longer exists.
+    NoUser,
+    /// PostgreSQL cannot answer.
+    Unavailable(StoreError),
+}
+
+/// A socket's place in the edge's maps and in the cluster's presence; dropping it takes the
+/// socket out of both, from wherever the socket's life ended.
+struct Registration {
+    edge: Arc<Edge>,
+    socket: Arc<SocketHandle>,
+    /// The channels the socket opened with, announced to presence.
+    opened_in: Vec<i64>,
+    counted: bool,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let now_in = self.socket.channel_ids();
+        self.edge.hub.close_socket(&self.socket);
+        if self.counted {
+            let channels = if now_in.is_empty() {
+                std::mem::take(&mut self.opened_in)
+            } else {
+                now_in
+            };
+            let _ = self.edge.presence.send(PresenceCmd::Closed {
+                user: self.socket.user_id,
+                channels,
+            });
+        }
+    }
+}
+
+/// An opened socket, ready to serve once the connection is upgraded.
+pub struct Session {
+    reg: Registration,
+    ready: Utf8Bytes,
+    /// Channel ids with the seq `ready` announced for each.
+    channels: Vec<(i64, i64)>,
+    token_exp: i64,
+}
 
 /// What ended the read/write loop.
 enum End {
@@ -48,35 +101,73 @@ enum End {
     Close(u16, &'static str),
 }
 
-/// Serves one upgraded socket until it closes, then unregisters it.
-pub async fn run(
-    edge: Arc<Edge>,
-    mut ws: Ws,
-    s: Arc<SocketHandle>,
-    ready: Utf8Bytes,
-    channels: Vec<(i64, i64)>,
-    token_exp: i64,
-) {
-    edge.metrics.sockets.fetch_add(1, Relaxed);
-    edge.hub.activate(&s, ready, &channels);
-    let end = serve(&edge, &mut ws, &s, token_exp).await;
-    if !matches!(end, End::Gone) {
-        tracing::debug!(socket = s.id, user = s.user_id, "closing socket");
+impl Session {
+    /// Registers a socket of the token's user (and waits for `user-{id}` to be subscribed),
+    /// then reads the user's channels: a membership change after this read reaches the socket
+    /// as an event. Counts the socket in presence.
+    pub async fn open(edge: &Arc<Edge>, claims: &Claims) -> Result<Session, OpenError> {
+        let cfg = &edge.config;
+        let queue = OutQueue::new(cfg.out_queue_frames, cfg.out_queue_bytes);
+        let (socket, subscribed) = edge.hub.open_socket(claims.sub, &claims.name, queue);
+        let mut reg = Registration {
+            edge: edge.clone(),
+            socket,
+            opened_in: Vec::new(),
+            counted: false,
+        };
+        let _ = tokio::time::timeout(SUBSCRIBE_WAIT, subscribed).await;
+        let store = edge.chat.store();
+        let user = store
+            .user_by_id(claims.sub)
+            .await
+            .map_err(OpenError::Unavailable)?
+            .ok_or(OpenError::NoUser)?;
+        let mine = store
+            .my_channels(claims.sub)
+            .await
+            .map_err(OpenError::Unavailable)?;
+        let channels: Vec<(i64, i64)> = mine.iter().map(|c| (c.id, c.last_seq)).collect();
+        let ready = ServerFrame::Ready {
+            session_id: uuid::Uuid::new_v4().to_string(),
+            user,
+            edge: edge.id.clone(),
+            channels: mine,
+        }
+        .to_json()
+        .into();
+        reg.opened_in = channels.iter().map(|(c, _)| *c).collect();
+        let _ = edge.presence.send(PresenceCmd::Opened {
+            user: claims.sub,
+            channels: reg.opened_in.clone(),
+        });
+        reg.counted = true;
+        Ok(Session {
+            reg,
+            ready,
+            channels,
+            token_exp: claims.exp,
+        })
     }
-    if let End::Close(code, reason) = end {
-        Box::pin(close(&mut ws, code, reason)).await;
+
+    /// Serves the upgraded socket until it closes; the registration goes with it.
+    pub async fn run(self, mut ws: Ws) {
+        let Session {
+            reg,
+            ready,
+            channels,
+            token_exp,
+        } = self;
+        let (edge, s) = (&reg.edge, &reg.socket);
+        edge.metrics.sockets.increment(1.0);
+        edge.hub.activate(s, ready, &channels);
+        let end = serve(edge, &mut ws, s, token_exp).await;
+        if let End::Close(code, reason) = end {
+            tracing::debug!(socket = s.id, user = s.user_id, code, "closing socket");
+            Box::pin(close(&mut ws, code, reason)).await;
+        }
+        edge.metrics.sockets.decrement(1.0);
+        drop(reg);
     }
-    let ids = s.channel_ids();
-    edge.hub.close_socket(&s);
-    let _ = edge.presence.send(PresenceCmd::Closed {
-        user: s.user_id,
-        channels: if ids.is_empty() {
-            channels.iter().map(|(c, _)| *c).collect()
-        } else {
-            ids
-        },
-    });
-    edge.metrics.sockets.fetch_sub(1, Relaxed);
 }
 
 async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: i64) -> End {
@@ -87,9 +178,8 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
     // One timer per socket, for whichever comes first: the next ping or the token's expiry.
     let mut next_ping = Instant::now() + cfg.ping_interval;
     let mut timer = pin!(tokio::time::sleep_until(next_ping.min(expiry)));
-    // Sends waiting for their commit, answered in the order they came (no allocation until
-    // the first send).
-    let mut pending: VecDeque<PendingSend> = VecDeque::new();
+    // Replies in the order their frames came; each resolves beside this loop.
+    let mut replies: FuturesOrdered<Reply> = FuturesOrdered::new();
     loop {
         tokio::select! {
             biased;
@@ -100,12 +190,12 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
                     return end;
                 }
             }
-            r = oldest(&mut pending), if !pending.is_empty() => {
-                if let Some(p) = pending.pop_front() {
-                    crate::frames::finish_send(edge, s, p, r);
+            Some(frames) = replies.next(), if !replies.is_empty() => {
+                for f in frames {
+                    s.queue.push(f.to_json().into());
                 }
             }
-            m = ws.next(), if pending.len() < MAX_PIPELINED_SENDS => {
+            m = ws.next(), if replies.len() < MAX_PENDING_REPLIES => {
                 last_heard = Instant::now();
                 match m {
                     None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
@@ -117,19 +207,14 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
                     }
                     Some(Err(_)) => return End::Gone,
                     Some(Ok(WsMessage::Text(t))) => {
-                        edge.metrics.frames_in.fetch_add(1, Relaxed);
-                        if let Some(p) = Box::pin(crate::frames::handle(edge, s, &t)).await {
-                            pending.push_back(p);
+                        edge.metrics.frames_in.increment(1);
+                        if let Some(r) = Box::pin(frames::handle(edge, s, &t)).await {
+                            replies.push_back(r);
                         }
                     }
                     Some(Ok(WsMessage::Binary(_))) => {
-                        edge.metrics.frames_in.fetch_add(1, Relaxed);
-                        crate::frames::reply_error(
-                            s,
-                            shared::protocol::ErrorCode::BadRequest,
-                            "frames must be JSON text",
-                            None,
-                        );
+                        edge.metrics.frames_in.increment(1);
+                        replies.push_back(frames::binary());
                     }
                     Some(Ok(WsMessage::Close(_))) => {
                         // tungstenite queued the close reply: flush it and finish.
@@ -158,14 +243,6 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
                 timer.as_mut().reset(next_ping.min(expiry));
             }
         }
-    }
-}
-
-/// The answer to the oldest pending send (the queue is not empty: the branch is guarded).
-async fn oldest(pending: &mut VecDeque<PendingSend>) -> Answer {
-    match pending.front_mut() {
-        Some(p) => p.answer().await,
-        None => std::future::pending().await,
     }
 }
 
@@ -215,7 +292,7 @@ async fn write_queue(edge: &Edge, ws: &mut Ws, s: &SocketHandle) -> Option<End> 
         if done.is_err() {
             break Some(End::Gone);
         }
-        edge.metrics.frames_out.fetch_add(n, Relaxed);
+        edge.metrics.frames_out.increment(n);
     };
     s.queue.release_if_empty();
     end

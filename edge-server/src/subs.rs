@@ -3,36 +3,29 @@
 //! everything after a reconnect.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::interfaces::{EventInterface, PubsubInterface};
-use tokio::sync::{mpsc, oneshot};
+use shared::topics::Topic;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::ChannelCmd;
-use crate::edge::Edge;
-
-#[derive(Debug)]
-pub enum SubCmd {
-    Subscribe(String),
-    Unsubscribe(String),
-    /// Answered once every command queued before it has been carried out.
-    Barrier(oneshot::Sender<()>),
-}
+use crate::hub::{Hub, SubCmd};
+use crate::metrics::EdgeMetrics;
 
 /// Runs until `shutdown`. Failed commands leave the desired set dirty; it is re-sent on the
 /// next tick and after every reconnect, followed by a catch-up of every channel.
 pub async fn run(
-    edge: Arc<Edge>,
+    hub: Arc<Hub>,
+    metrics: EdgeMetrics,
     sub: SubscriberClient,
     mut rx: mpsc::UnboundedReceiver<SubCmd>,
     shutdown: CancellationToken,
 ) {
-    let mut desired: HashSet<String> = HashSet::new();
-    desired.insert(shared::presence::TOPIC.to_owned());
+    let mut desired: HashSet<Topic> = HashSet::from([Topic::Presence]);
     let mut dirty = true;
     let mut reconnects = sub.reconnect_rx();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -42,17 +35,15 @@ pub async fn run(
             cmd = rx.recv() => match cmd {
                 None => return,
                 Some(SubCmd::Subscribe(t)) => {
-                    if desired.insert(t.clone()) {
-                        if t.starts_with("channel-") {
-                            edge.metrics.subscribed_channels.fetch_add(1, Relaxed);
+                    if desired.insert(t) {
+                        if let Topic::Channel(_) = t {
+                            metrics.subscribed_channels.increment(1.0);
                         }
-                        if sub.subscribe(t.clone()).await.is_err() {
+                        if sub.subscribe(t.name()).await.is_err() {
                             dirty = true;
-                        } else if let Some(shared::topics::Topic::Channel(id)) =
-                            shared::topics::parse(&t)
-                        {
+                        } else if let Topic::Channel(id) = t {
                             // Anything committed before the SUBSCRIBE took effect is filled.
-                            if let Some(tx) = edge.hub.channel(id) {
+                            if let Some(tx) = hub.channel(id) {
                                 let _ = tx.send(ChannelCmd::CatchUp { upto: None });
                             }
                         }
@@ -60,10 +51,10 @@ pub async fn run(
                 }
                 Some(SubCmd::Unsubscribe(t)) => {
                     if desired.remove(&t) {
-                        if t.starts_with("channel-") {
-                            edge.metrics.subscribed_channels.fetch_sub(1, Relaxed);
+                        if let Topic::Channel(_) = t {
+                            metrics.subscribed_channels.decrement(1.0);
                         }
-                        if sub.unsubscribe(t).await.is_err() {
+                        if sub.unsubscribe(t.name()).await.is_err() {
                             dirty = true;
                         }
                     }
@@ -74,17 +65,17 @@ pub async fn run(
             },
             r = reconnects.recv() => {
                 if r.is_ok() {
-                    tracing::info!(edge = %edge.id, "redis subscriber (re)connected: resubscribing");
+                    tracing::info!("redis subscriber (re)connected: resubscribing");
                     dirty = true;
                 }
             }
             _ = tick.tick() => {}
         }
         if dirty {
-            let all: Vec<String> = desired.iter().cloned().collect();
+            let all: Vec<String> = desired.iter().map(Topic::name).collect();
             if sub.subscribe(all).await.is_ok() {
                 dirty = false;
-                edge.catch_up_all();
+                hub.catch_up_all();
             }
         }
     }

@@ -1,10 +1,15 @@
 //! Code shared by the edge, the api-server, the load test and the tests: the wire protocol,
-//! input validation, JWT handling, Redis topic names and the PostgreSQL store.
+//! input validation, JWT handling, the typed Redis event bus, the PostgreSQL store, rate limits,
+//! metrics, and the chat operations both servers run.
 
 pub mod auth;
+pub mod bus;
+pub mod chat;
 pub mod limits;
+pub mod metrics;
 pub mod presence;
 pub mod protocol;
+pub mod ratelimit;
 pub mod store;
 pub mod topics;
 pub mod validate;

@@ -5,7 +5,7 @@
 //! some edge with a live lease counts a socket of theirs. When an edge dies its lease expires
 //! (after [`LEASE_TTL`]); the first live edge to notice claims the dead edge's hash with
 //! `SREM presence:edges`, deletes it, and announces those users offline.
-//! Changes are published on the [`TOPIC`] topic as [`PresenceEvent`] JSON; every edge
+//! Changes are published on [`Topic::Presence`] as [`PresenceEvent`] JSON; every edge
 //! subscribes to it and forwards a `presence` frame to its sockets that share a channel.
 
 use std::collections::HashSet;
@@ -17,9 +17,8 @@ use fred::types::Expiration;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::PresenceStatus;
+use crate::topics::Topic;
 
-/// Topic on which presence changes are published.
-pub const TOPIC: &str = "presence";
 /// Set of edge ids that hold (or held) presence hashes.
 pub const EDGES_KEY: &str = "presence:edges";
 /// How long an edge's lease lives without a refresh.
@@ -27,7 +26,7 @@ pub const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often a live edge refreshes its lease and sweeps dead edges.
 pub const LEASE_REFRESH: Duration = Duration::from_secs(10);
 
-/// A presence change, published on [`TOPIC`].
+/// A presence change, published on [`Topic::Presence`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceEvent {
     pub user_id: i64,
@@ -36,28 +35,42 @@ pub struct PresenceEvent {
     pub channels: Vec<i64>,
 }
 
+/// Prefix of an edge's hash of user id -> open sockets.
+const EDGE_PREFIX: &str = "presence:edge:";
+/// Prefix of an edge's lease key.
+const LEASE_PREFIX: &str = "presence:lease:";
+
 pub fn edge_key(edge: &str) -> String {
-    format!("presence:edge:{edge}")
+    format!("{EDGE_PREFIX}{edge}")
 }
 
 pub fn lease_key(edge: &str) -> String {
-    format!("presence:lease:{edge}")
+    format!("{LEASE_PREFIX}{edge}")
+}
+
+impl PresenceEvent {
+    /// The payload published on [`Topic::Presence`].
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// One socket opened or closed, as one atomic step in Redis: count it on the edge, add up the
 /// user's sockets on the other live edges, and publish the change when it was the user's first
-/// socket in the cluster or the last. Keys are built inside the script (a single Redis, not a
-/// Redis Cluster).
+/// socket in the cluster or the last. Every key name and the topic come from Rust (KEYS and
+/// ARGV), so they are written once; the other edges' keys are built from the prefixes.
 const CHANGE_SCRIPT: &str = r#"
+local mine, edges = KEYS[1], KEYS[2]
 local me, user, delta = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local here = redis.call('HINCRBY', 'presence:edge:' .. me, user, delta)
+local edge_prefix, lease_prefix, topic = ARGV[6], ARGV[7], ARGV[8]
+local here = redis.call('HINCRBY', mine, user, delta)
 if here <= 0 then
-  redis.call('HDEL', 'presence:edge:' .. me, user)
+  redis.call('HDEL', mine, user)
 end
 local elsewhere = 0
-for _, e in ipairs(redis.call('SMEMBERS', 'presence:edges')) do
-  if e ~= me and redis.call('EXISTS', 'presence:lease:' .. e) == 1 then
-    local c = tonumber(redis.call('HGET', 'presence:edge:' .. e, user) or '0')
+for _, e in ipairs(redis.call('SMEMBERS', edges)) do
+  if e ~= me and redis.call('EXISTS', lease_prefix .. e) == 1 then
+    local c = tonumber(redis.call('HGET', edge_prefix .. e, user) or '0')
     if c > 0 then
       elsewhere = elsewhere + c
     end
@@ -65,9 +78,9 @@ for _, e in ipairs(redis.call('SMEMBERS', 'presence:edges')) do
 end
 if elsewhere == 0 then
   if delta > 0 and here == delta then
-    redis.call('PUBLISH', 'presence', ARGV[4])
+    redis.call('PUBLISH', topic, ARGV[4])
   elseif delta < 0 and here <= 0 and here - delta > 0 then
-    redis.call('PUBLISH', 'presence', ARGV[5])
+    redis.call('PUBLISH', topic, ARGV[5])
   end
 end
 return here
@@ -88,21 +101,25 @@ pub async fn socket_change(
     channels: &[i64],
 ) -> fred::prelude::FredResult<i64> {
     let event = |status| {
-        serde_json::to_string(&PresenceEvent {
+        PresenceEvent {
             user_id: user,
             status,
             channels: channels.to_vec(),
-        })
-        .unwrap_or_default()
+        }
+        .to_json()
     };
+    let keys = vec![edge_key(edge), EDGES_KEY.to_owned()];
     let args = vec![
         edge.to_owned(),
         user.to_string(),
         delta.to_string(),
         event(PresenceStatus::Online),
         event(PresenceStatus::Offline),
+        EDGE_PREFIX.to_owned(),
+        LEASE_PREFIX.to_owned(),
+        Topic::Presence.name(),
     ];
-    r.eval(CHANGE_SCRIPT, Vec::<String>::new(), args).await
+    r.eval(CHANGE_SCRIPT, keys, args).await
 }
 
 /// Counts one more socket of `user` on `edge`, announcing nothing; returns the count on this

@@ -1,31 +1,51 @@
-//! Redis pub/sub topic names (SPEC section 1) and the presence keys built on them.
+//! Redis pub/sub topics (SPEC section 1) as one type: every name is built by its `Display`
+//! and read back by [`Topic::parse`], nowhere else.
 
-/// Topic carrying every event of channel `id`.
-pub fn channel(id: i64) -> String {
-    format!("channel-{id}")
-}
+use std::fmt;
 
-/// Topic carrying per-user control events (joined/left a channel, new DM).
-pub fn user(id: i64) -> String {
-    format!("user-{id}")
-}
+/// Name of the topic carrying presence changes between edges.
+const PRESENCE: &str = "presence";
 
-/// Parses `channel-{id}` or `user-{id}` back into its kind and id.
-pub fn parse(topic: &str) -> Option<Topic> {
-    if let Some(id) = topic.strip_prefix("channel-") {
-        return id.parse().ok().map(Topic::Channel);
-    }
-    if let Some(id) = topic.strip_prefix("user-") {
-        return id.parse().ok().map(Topic::User);
-    }
-    None
-}
-
-/// A parsed topic name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A topic of the event bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
+    /// `channel-{id}`: every event of channel `id`.
     Channel(i64),
+    /// `user-{id}`: per-user control events (joined/left a channel, new DM).
     User(i64),
+    /// `presence`: a user's first socket in the cluster opened or last closed.
+    Presence,
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Topic::Channel(id) => write!(f, "channel-{id}"),
+            Topic::User(id) => write!(f, "user-{id}"),
+            Topic::Presence => f.write_str(PRESENCE),
+        }
+    }
+}
+
+impl Topic {
+    /// Reads a topic name back; `None` for names that are not ours.
+    pub fn parse(name: &str) -> Option<Topic> {
+        if name == PRESENCE {
+            return Some(Topic::Presence);
+        }
+        if let Some(id) = name.strip_prefix("channel-") {
+            return id.parse().ok().map(Topic::Channel);
+        }
+        if let Some(id) = name.strip_prefix("user-") {
+            return id.parse().ok().map(Topic::User);
+        }
+        None
+    }
+
+    /// The topic name.
+    pub fn name(&self) -> String {
+        self.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -34,11 +54,13 @@ mod tests {
 
     #[test]
     fn topic_names_round_trip() {
-        assert_eq!(channel(5), "channel-5");
-        assert_eq!(user(7), "user-7");
-        assert_eq!(parse("channel-5"), Some(Topic::Channel(5)));
-        assert_eq!(parse("user-7"), Some(Topic::User(7)));
-        assert_eq!(parse("channel-x"), None);
-        assert_eq!(parse("other"), None);
+        assert_eq!(Topic::Channel(5).name(), "channel-5");
+        assert_eq!(Topic::User(7).name(), "user-7");
+        assert_eq!(Topic::Presence.name(), "presence");
+        for t in [Topic::Channel(5), Topic::User(7), Topic::Presence] {
+            assert_eq!(Topic::parse(&t.name()), Some(t));
+        }
+        assert_eq!(Topic::parse("channel-x"), None);
+        assert_eq!(Topic::parse("other"), None);
     }
 }

@@ -5,6 +5,7 @@
 
 use fred::prelude::*;
 use shared::presence;
+use shared::topics::Topic;
 
 async fn redis() -> Client {
     let c = Client::new(
@@ -75,7 +76,7 @@ async fn racing_close_and_open_on_two_edges_leave_the_user_online() {
         .unwrap();
     sub.init().await.unwrap();
     let mut rx = sub.message_rx();
-    sub.subscribe(presence::TOPIC).await.unwrap();
+    sub.subscribe(Topic::Presence.name()).await.unwrap();
     // Read as they come (the client's broadcast buffer is small), until the end marker.
     let collector = tokio::spawn(async move {
         let mut texts = Vec::new();
@@ -103,7 +104,7 @@ async fn racing_close_and_open_on_two_edges_leave_the_user_online() {
     });
     futures_util::future::join_all(races).await;
     // A marker published after every change: everything before it has been received.
-    let _: i64 = r.publish(presence::TOPIC, "end").await.unwrap();
+    let _: i64 = r.publish(Topic::Presence.name(), "end").await.unwrap();
 
     let mut seen: HashMap<i64, Vec<PresenceStatus>> = HashMap::new();
     for text in collector.await.unwrap() {

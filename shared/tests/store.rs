@@ -195,9 +195,10 @@ async fn read_marker_never_moves_backwards() {
         .map(|i| msg(ch.id, u.id, &format!("m{i}"), None))
         .collect();
     s.send_batch(&batch).await.unwrap();
-    assert_eq!(s.mark_read(ch.id, u.id, 3).await.unwrap(), Some(3));
-    assert_eq!(s.mark_read(ch.id, u.id, 1).await.unwrap(), Some(3));
-    assert_eq!(s.mark_read(ch.id, u.id, 99).await.unwrap(), Some(5));
+    // (before, after): the marker moves only forward and never past the last message.
+    assert_eq!(s.mark_read(ch.id, u.id, 3).await.unwrap(), Some((0, 3)));
+    assert_eq!(s.mark_read(ch.id, u.id, 1).await.unwrap(), Some((3, 3)));
+    assert_eq!(s.mark_read(ch.id, u.id, 99).await.unwrap(), Some((3, 5)));
     let mine = s.my_channels(u.id).await.unwrap();
     assert_eq!(
         (mine[0].last_seq, mine[0].last_read_seq, mine[0].unread),

@@ -10,7 +10,7 @@ use shared::protocol::{User, UserPresence};
 use shared::store::StoreError;
 use shared::validate::{Password, Username};
 
-use super::{online_users, page_limit};
+use super::online_users;
 use crate::error::ApiError;
 use crate::extract::{AuthUser, ClientAddr, Json, Query};
 use crate::state::AppState;
@@ -116,7 +116,7 @@ pub async fn users(
     _me: AuthUser,
     Query(q): Query<UsersQuery>,
 ) -> Result<Json<UserList>, ApiError> {
-    let limit = page_limit(q.limit, &s.limits)?;
+    let limit = s.chat.page_limit(q.limit)?;
     let after = q.after.unwrap_or(0);
     let online = online_users(&s).await?;
     let mut users = if q.online {

@@ -1,14 +1,12 @@
-//! Channels, membership and direct channels, with their Redis control events.
+//! Channels, membership and direct channels: adapters over `shared::chat` (which publishes
+//! the control events).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use shared::protocol::{Channel, ChannelKind, MyChannel, UserPresence};
-use shared::validate::ChannelName;
-use shared::{topics, ServerFrame};
 
-use super::{online_users, page_limit};
-use crate::db::{self, Join};
+use super::online_users;
 use crate::error::ApiError;
 use crate::extract::{AuthUser, Json, Path, Query};
 use crate::state::AppState;
@@ -24,16 +22,7 @@ pub async fn create(
     me: AuthUser,
     Json(body): Json<NewChannel>,
 ) -> Result<(StatusCode, Json<Channel>), ApiError> {
-    let name = ChannelName::parse(&body.name, &s.limits)?;
-    let ch = s.store.create_channel(name.as_str(), me.id).await?;
-    tracing::info!(channel_id = ch.id, user_id = me.id, "channel created");
-    if let Some(my) = s.store.my_channel(me.id, ch.id).await? {
-        s.publish(
-            topics::user(me.id),
-            &ServerFrame::ChannelAdded { channel: my },
-        )
-        .await;
-    }
+    let ch = s.chat.create_channel(&me.actor(), &body.name).await?;
     Ok((StatusCode::CREATED, Json(ch)))
 }
 
@@ -55,7 +44,7 @@ pub async fn list(
     _me: AuthUser,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ChannelList<Channel>>, ApiError> {
-    let limit = page_limit(q.limit, &s.limits)?;
+    let limit = s.chat.page_limit(q.limit)?;
     let mut channels = s
         .store
         .public_channels(q.after.unwrap_or(0), limit + 1)
@@ -89,25 +78,7 @@ pub async fn join(
     me: AuthUser,
     Path(id): Path<i64>,
 ) -> Result<Json<MyChannel>, ApiError> {
-    match db::join(&s.store, id, me.id).await? {
-        Join::NoChannel => Err(ApiError::NotFound("no such channel")),
-        Join::Direct => Err(ApiError::Forbidden("direct channels cannot be joined")),
-        Join::Already(my) => Ok(Json(my)),
-        Join::Joined(my) => {
-            tracing::info!(channel_id = id, user_id = me.id, "joined");
-            let joined = ServerFrame::MemberJoined {
-                channel_id: id,
-                user_id: me.id,
-                username: me.name.clone(),
-            };
-            s.publish(topics::channel(id), &joined).await;
-            let added = ServerFrame::ChannelAdded {
-                channel: my.clone(),
-            };
-            s.publish(topics::user(me.id), &added).await;
-            Ok(Json(my))
-        }
-    }
+    Ok(Json(s.chat.join(&me.actor(), id).await?))
 }
 
 /// `POST /api/channels/{id}/leave`: 204; idempotent.
@@ -116,19 +87,7 @@ pub async fn leave(
     me: AuthUser,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    if s.store.channel(id).await?.is_none() {
-        return Err(ApiError::NotFound("no such channel"));
-    }
-    if s.store.leave(id, me.id).await? {
-        tracing::info!(channel_id = id, user_id = me.id, "left");
-        let left = ServerFrame::MemberLeft {
-            channel_id: id,
-            user_id: me.id,
-        };
-        s.publish(topics::channel(id), &left).await;
-        let removed = ServerFrame::ChannelRemoved { channel_id: id };
-        s.publish(topics::user(me.id), &removed).await;
-    }
+    s.chat.leave(&me.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -172,61 +131,17 @@ pub struct NewDirect {
 }
 
 /// `POST /api/dms` `{user_id}`: get-or-create the direct channel of the caller and that user;
-/// 201 when created, 200 when it existed. Both are (again) members afterwards; whoever was not
-/// gets `channel_added` on `user-{id}`.
+/// 201 when created, 200 when it existed. Both are (again) members afterwards.
 pub async fn direct(
     State(s): State<AppState>,
     me: AuthUser,
     Json(body): Json<NewDirect>,
 ) -> Result<(StatusCode, Json<Channel>), ApiError> {
-    if body.user_id == me.id {
-        return Err(ApiError::Validation(
-            "a direct channel needs another user".into(),
-        ));
-    }
-    let other = s
-        .store
-        .user_by_id(body.user_id)
-        .await?
-        .ok_or(ApiError::NotFound("no such user"))?;
-    let before = db::direct_members(&s.store, me.id, other.id).await?;
-    let name = if me.id < other.id {
-        format!("{},{}", me.name, other.username)
-    } else {
-        format!("{},{}", other.username, me.name)
-    };
-    let dm = s.store.direct_channel(me.id, other.id, &name).await?;
-    let ch = dm.channel;
-    for (user_id, username) in [(me.id, &me.name), (other.id, &other.username)] {
-        if before.contains(&user_id) {
-            continue;
-        }
-        if !dm.created {
-            let joined = ServerFrame::MemberJoined {
-                channel_id: ch.id,
-                user_id,
-                username: username.clone(),
-            };
-            s.publish(topics::channel(ch.id), &joined).await;
-        }
-        if let Some(my) = s.store.my_channel(user_id, ch.id).await? {
-            s.publish(
-                topics::user(user_id),
-                &ServerFrame::ChannelAdded { channel: my },
-            )
-            .await;
-        }
-    }
+    let dm = s.chat.direct(&me.actor(), body.user_id).await?;
     let status = if dm.created {
-        tracing::info!(
-            channel_id = ch.id,
-            a = me.id,
-            b = other.id,
-            "direct channel created"
-        );
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(ch)))
+    Ok((status, Json(dm.channel)))
 }

@@ -38,18 +38,9 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::observe::track,
+            crate::track::track,
         ))
         .with_state(state)
-}
-
-/// A page size from `?limit=`: default and maximum from the limits, at least 1.
-fn page_limit(limit: Option<i64>, l: &shared::limits::Limits) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(l.history_default),
-        Some(n) if n < 1 => Err(ApiError::Validation("limit must be at least 1".into())),
-        Some(n) => Ok(n.min(l.history_max)),
-    }
 }
 
 /// Presence from Redis; unreachable Redis is a 503, not a silent "everyone offline".

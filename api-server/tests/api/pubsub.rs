@@ -81,15 +81,15 @@ async fn a_message_sent_over_http_is_published_after_its_commit() {
         panic!("expected a message frame, got {frame:?}");
     };
     // Right upon receipt, the row is already committed in PostgreSQL.
-    let db = app.store.client().await.unwrap();
-    let row = db
-        .query_opt(
-            "SELECT content FROM messages WHERE channel_id = $1 AND seq = $2",
-            &[&c, &message.seq],
-        )
+    let rows = app
+        .store
+        .messages_between(c, message.seq - 1, message.seq, 1)
         .await
         .unwrap();
-    assert_eq!(row.map(|r| r.get::<_, String>(0)).as_deref(), Some("hello"));
+    assert_eq!(
+        rows.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+        ["hello"]
+    );
     assert_eq!(serde_json::to_value(&message).unwrap(), sent.body);
 
     // A retry is answered but not published again: the next publish is the next message.

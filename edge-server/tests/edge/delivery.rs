@@ -145,7 +145,7 @@ async fn exactly_once_in_order_when_redis_loses_reorders_and_duplicates_publishe
         }
         .to_json()
     };
-    let topic = shared::topics::channel(ch.id);
+    let topic = shared::topics::Topic::Channel(ch.id).name();
     // seq 1 and 2 lost, 4 before 3, 4 twice, 5 lost and revealed by nothing.
     for i in [3usize, 2, 3, 3] {
         let _: i64 = redis.publish(&topic, frame(i)).await.unwrap();
@@ -248,7 +248,7 @@ async fn slow_consumers_do_not_slow_others_closed_with_4008() {
     let redis = redis_client(&env.redis_url).await;
     let body = "x".repeat(4000);
     const N: usize = 3000;
-    let topic = shared::topics::channel(ch.id);
+    let topic = shared::topics::Topic::Channel(ch.id).name();
     for chunk in 0..N / 50 {
         let batch: Vec<NewMessage> = (0..50)
             .map(|i| NewMessage {

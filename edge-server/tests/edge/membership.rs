@@ -35,7 +35,7 @@ async fn pubsub_numsub_is_the_number_of_edges_with_a_member_online() {
     let ch = env.channel("general", &[&a, &b]).await;
     let (e1, e2) = (env.edge().await, env.edge().await);
     let r = redis_client(&env.redis_url).await;
-    let topic = shared::topics::channel(ch.id);
+    let topic = shared::topics::Topic::Channel(ch.id).name();
     assert_eq!(numsub(&r, &topic).await, 0);
     let ca = env.connect(&e1, &a).await;
     let ca2 = env.connect(&e1, &a).await;
@@ -70,7 +70,7 @@ async fn membership_is_live_join_and_leave_reach_every_socket_of_the_user() {
         channel: mine.clone(),
     };
     let _: i64 = r
-        .publish(shared::topics::user(b.id), added.to_json())
+        .publish(shared::topics::Topic::User(b.id).name(), added.to_json())
         .await
         .unwrap();
     let joined = ServerFrame::MemberJoined {
@@ -79,7 +79,10 @@ async fn membership_is_live_join_and_leave_reach_every_socket_of_the_user() {
         username: b.username.clone(),
     };
     let _: i64 = r
-        .publish(shared::topics::channel(ch.id), joined.to_json())
+        .publish(
+            shared::topics::Topic::Channel(ch.id).name(),
+            joined.to_json(),
+        )
         .await
         .unwrap();
     for s in [&mut b1, &mut b2] {
@@ -97,7 +100,7 @@ async fn membership_is_live_join_and_leave_reach_every_socket_of_the_user() {
     env.store.leave(ch.id, b.id).await.unwrap();
     let removed = ServerFrame::ChannelRemoved { channel_id: ch.id };
     let _: i64 = r
-        .publish(shared::topics::user(b.id), removed.to_json())
+        .publish(shared::topics::Topic::User(b.id).name(), removed.to_json())
         .await
         .unwrap();
     for s in [&mut b1, &mut b2] {

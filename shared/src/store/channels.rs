@@ -33,6 +33,18 @@ fn my_channel(r: &Row) -> MyChannel {
     }
 }
 
+/// What a join did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Join {
+    NoChannel,
+    /// A direct channel the user is not in: not joinable.
+    Direct,
+    /// Joined now; `last_seq` is exact as of the join.
+    Joined(MyChannel),
+    /// Already a member.
+    Already(MyChannel),
+}
+
 /// Result of a get-or-create of a direct channel.
 #[derive(Debug, Clone)]
 pub struct DirectChannel {
@@ -137,17 +149,56 @@ impl Store {
         Ok(r.is_some())
     }
 
-    /// Adds the user to the channel; `true` when they were not a member before.
-    pub async fn join(&self, channel_id: i64, user_id: i64) -> Result<bool, StoreError> {
-        let c = self.client().await?;
-        let n = c
-            .execute(
-                "INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
+    /// Joins a group channel. The channel row is share-locked, so no send commits between
+    /// reading `last_seq` and adding the member: every later message has a higher seq and
+    /// reaches them.
+    pub async fn join(&self, channel_id: i64, user_id: i64) -> Result<Join, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let Some(ch) = tx
+            .query_opt(
+                "SELECT name, kind, last_seq FROM channels WHERE id = $1 FOR SHARE",
+                &[&channel_id],
+            )
+            .await?
+        else {
+            return Ok(Join::NoChannel);
+        };
+        let kind = ChannelKind::parse(ch.get("kind")).unwrap_or(ChannelKind::Group);
+        let inserted = kind == ChannelKind::Group
+            && tx
+                .execute(
+                    "INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    &[&channel_id, &user_id],
+                )
+                .await?
+                == 1;
+        let read = tx
+            .query_opt(
+                "SELECT last_read_seq FROM channel_members WHERE channel_id = $1 AND user_id = $2",
                 &[&channel_id, &user_id],
             )
             .await?;
-        Ok(n == 1)
+        tx.commit().await?;
+        let Some(read) = read else {
+            return Ok(Join::Direct);
+        };
+        let last_seq: i64 = ch.get("last_seq");
+        let last_read_seq: i64 = read.get(0);
+        let my = MyChannel {
+            id: channel_id,
+            name: ch.get("name"),
+            kind,
+            last_seq,
+            last_read_seq,
+            unread: (last_seq - last_read_seq).max(0),
+        };
+        Ok(if inserted {
+            Join::Joined(my)
+        } else {
+            Join::Already(my)
+        })
     }
 
     /// Removes the user from the channel; `true` when they were a member.
@@ -203,7 +254,7 @@ impl Store {
         name: &str,
     ) -> Result<DirectChannel, StoreError> {
         let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-        let key = format!("{lo}:{hi}");
+        let key = dm_key(a, b);
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let inserted = tx
@@ -251,25 +302,47 @@ impl Store {
         })
     }
 
-    /// Moves the read marker forward (never backwards, never past `last_seq`); returns the
-    /// stored marker, or `None` when the user is not a member.
+    /// Current members of the direct channel of `a` and `b` (empty when it does not exist).
+    pub async fn direct_members(&self, a: i64, b: i64) -> Result<Vec<i64>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT m.user_id FROM channels c JOIN channel_members m ON m.channel_id = c.id
+                 WHERE c.dm_key = $1",
+                &[&dm_key(a, b)],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Moves the read marker forward (never backwards, never past `last_seq`). Returns the
+    /// marker before and after, or `None` when the user is not a member.
     pub async fn mark_read(
         &self,
         channel_id: i64,
         user_id: i64,
         seq: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<(i64, i64)>, StoreError> {
         let c = self.client().await?;
         let r = c
             .query_opt(
-                "UPDATE channel_members m
+                "WITH old AS (
+                     SELECT last_read_seq FROM channel_members
+                     WHERE channel_id = $1 AND user_id = $2 FOR UPDATE)
+                 UPDATE channel_members m
                  SET last_read_seq = GREATEST(m.last_read_seq, LEAST($3, c.last_seq))
-                 FROM channels c
+                 FROM channels c, old
                  WHERE c.id = m.channel_id AND m.channel_id = $1 AND m.user_id = $2
-                 RETURNING m.last_read_seq",
+                 RETURNING old.last_read_seq, m.last_read_seq",
                 &[&channel_id, &user_id, &seq],
             )
             .await?;
-        Ok(r.map(|r| r.get(0)))
+        Ok(r.map(|r| (r.get(0), r.get(1))))
     }
+}
+
+/// The key that makes a direct channel unique per pair of users.
+fn dm_key(a: i64, b: i64) -> String {
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    format!("{lo}:{hi}")
 }

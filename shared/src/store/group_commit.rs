@@ -10,9 +10,11 @@
 
 use std::time::Duration;
 
+use metrics::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{NewMessage, SendOutcome, Store, StoreError};
+use crate::metrics::Metrics;
 use crate::protocol::Message;
 
 /// Called with every newly stored message, in commit order, right after its batch commits and
@@ -52,13 +54,32 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the committer task on the current runtime.
+    /// Starts the committer task on the current runtime, recording to a recorder nobody
+    /// renders (benchmarks and store tests).
     pub fn spawn(store: Store, config: GroupCommitConfig) -> Self {
-        Self::spawn_with_hook(store, config, std::sync::Arc::new(|_: &Message| {}))
+        let hook = std::sync::Arc::new(|_: &Message| {});
+        Self::spawn_with_hook(store, config, &Metrics::default(), hook)
     }
 
-    /// Like [`GroupCommit::spawn`], calling `on_stored` for every newly stored message.
-    pub fn spawn_with_hook(store: Store, config: GroupCommitConfig, on_stored: OnStored) -> Self {
+    /// Like [`GroupCommit::spawn`], recording batch sizes and commit times in `metrics`
+    /// (`chat_group_commit_batch_size`, `chat_group_commit_seconds`) and calling `on_stored`
+    /// for every newly stored message.
+    pub fn spawn_with_hook(
+        store: Store,
+        config: GroupCommitConfig,
+        metrics: &Metrics,
+        on_stored: OnStored,
+    ) -> Self {
+        let recorded = Recorded {
+            seconds: metrics.histogram(
+                "chat_group_commit_seconds",
+                "Time to commit one group-commit batch",
+            ),
+            size: metrics.histogram(
+                "chat_group_commit_batch_size",
+                "Sends committed by one group-commit batch",
+            ),
+        };
         let shards = (0..config.shards.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(config.queue.max(1));
@@ -67,6 +88,7 @@ impl GroupCommit {
                     rx,
                     config.max_batch.max(1),
                     on_stored.clone(),
+                    recorded.clone(),
                 ));
                 tx
             })
@@ -110,14 +132,27 @@ impl std::future::Future for Outcome {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Pending>, max_batch: usize, on_stored: OnStored) {
+/// The committer's histograms.
+#[derive(Clone)]
+struct Recorded {
+    seconds: Histogram,
+    size: Histogram,
+}
+
+async fn run(
+    store: Store,
+    mut rx: mpsc::Receiver<Pending>,
+    max_batch: usize,
+    on_stored: OnStored,
+    recorded: Recorded,
+) {
     let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let msgs: Vec<NewMessage> = batch.iter().map(|p| p.msg.clone()).collect();
         let started = std::time::Instant::now();
         let result = store.send_batch(&msgs).await;
-        metrics::histogram!("chat_group_commit_seconds").record(started.elapsed());
-        metrics::histogram!("chat_group_commit_batch_size").record(msgs.len() as f64);
+        recorded.seconds.record(started.elapsed());
+        recorded.size.record(msgs.len() as f64);
         match result {
             Ok(outcomes) => {
                 for o in &outcomes {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
-pub use channels::DirectChannel;
+pub use channels::{DirectChannel, Join};
 pub use group_commit::{GroupCommit, GroupCommitConfig, OnStored, Outcome};
 pub use messages::{History, NewMessage, SendOutcome};
 
@@ -110,8 +110,8 @@ impl Store {
         )
     }
 
-    /// A pooled connection, for queries specific to one process.
-    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
     }
 }

@@ -1,58 +1,14 @@
-//! Metrics: a Prometheus recorder owned by each server (never installed globally, so many
-//! servers can live in one test process) and the per-request middleware feeding it.
+//! The per-request middleware: counts requests by method, route and status, times them by
+//! route, and turns a panic into the JSON 500.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::state::AppState;
 
-/// The recorder of one server and the handle that renders it.
-pub struct Metrics {
-    recorder: PrometheusRecorder,
-    handle: PrometheusHandle,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Metrics")
-    }
-}
-
-impl Metrics {
-    pub fn new() -> Self {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        Metrics { recorder, handle }
-    }
-
-    /// Runs `f` with this server's recorder as the target of the `metrics` macros.
-    pub fn record<T>(&self, f: impl FnOnce() -> T) -> T {
-        metrics::with_local_recorder(&self.recorder, f)
-    }
-
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        self.handle.render()
-    }
-
-    /// Drains histogram buckets; call periodically.
-    pub fn upkeep(&self) {
-        self.handle.run_upkeep();
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Counts requests by method, route and status, times them by route, and turns a panic into
-/// a 500.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();

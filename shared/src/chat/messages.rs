@@ -1,0 +1,189 @@
+//! Sending (validate, rate-limit, group commit; the committer publishes), read markers,
+//! typing, history and the rows a `resume` replays.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::{Actor, Chat, ChatError};
+use crate::protocol::{Message, ServerFrame};
+use crate::store::{History, NewMessage, Outcome, SendOutcome};
+use crate::topics::Topic;
+use crate::validate::{self, Content};
+
+/// A send as a client asks for it.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    pub channel_id: i64,
+    pub content: String,
+    pub client_msg_id: Option<String>,
+    /// The `seq` of an earlier message of the same channel.
+    pub reply_to: Option<i64>,
+}
+
+/// A send that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// Stored now (and queued for publishing on the channel topic).
+    Stored(Message),
+    /// A retry: the message this `client_msg_id` stored before, not published again.
+    Duplicate(Message),
+}
+
+impl Sent {
+    pub fn message(&self) -> &Message {
+        match self {
+            Sent::Stored(m) | Sent::Duplicate(m) => m,
+        }
+    }
+
+    pub fn into_message(self) -> Message {
+        match self {
+            Sent::Stored(m) | Sent::Duplicate(m) => m,
+        }
+    }
+}
+
+/// A send queued for commit: resolves once its batch has committed (or failed). Sends a
+/// caller queues one after another are committed in that order.
+#[derive(Debug)]
+pub struct PendingSend(Outcome);
+
+impl Future for PendingSend {
+    type Output = Result<Sent, ChatError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| match r? {
+            SendOutcome::Stored(m) => Ok(Sent::Stored(m)),
+            SendOutcome::Duplicate(m) => Ok(Sent::Duplicate(m)),
+            SendOutcome::NoChannel => Err(ChatError::NoChannel),
+            SendOutcome::NotMember => Err(ChatError::NotMember),
+            SendOutcome::BadReplyTo => Err(ChatError::Validation(
+                "reply_to must be the seq of an earlier message of this channel".into(),
+            )),
+        })
+    }
+}
+
+/// What a `resume` replays of one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// The messages after the client's seq, ascending, at most `RESUME_MAX`.
+    pub messages: Vec<Message>,
+    /// More were missed than `RESUME_MAX`: the client pages the rest from history.
+    pub truncated: bool,
+}
+
+impl Chat {
+    /// Validates a send, takes a rate token, and queues it for the next group commit; returns
+    /// at once with the future of its outcome, so a caller can pipeline its sends.
+    pub async fn submit(&self, sender: i64, req: SendRequest) -> Result<PendingSend, ChatError> {
+        let limits = self.limits();
+        let content = Content::parse(req.content, limits)?;
+        let client_msg_id = validate::client_msg_id(req.client_msg_id, limits)?;
+        if req.reply_to.is_some_and(|r| r < 1) {
+            return Err(ChatError::Validation(
+                "reply_to must be a seq of this channel".into(),
+            ));
+        }
+        self.inner
+            .sends
+            .check(sender)
+            .map_err(|retry_after| ChatError::RateLimited { retry_after })?;
+        let queued = self
+            .inner
+            .commits
+            .enqueue(NewMessage {
+                channel_id: req.channel_id,
+                sender_id: sender,
+                content: content.into_inner(),
+                client_msg_id,
+                reply_to: req.reply_to,
+            })
+            .await?;
+        Ok(PendingSend(queued))
+    }
+
+    /// [`Chat::submit`] and wait for the commit.
+    pub async fn send(&self, sender: i64, req: SendRequest) -> Result<Sent, ChatError> {
+        self.submit(sender, req).await?.await
+    }
+
+    /// Moves the user's read marker forward (never backwards, never past the last message)
+    /// and tells the channel with a `read` event when it moved. Returns the stored marker.
+    pub async fn mark_read(&self, user: i64, channel_id: i64, seq: i64) -> Result<i64, ChatError> {
+        if seq < 0 {
+            return Err(ChatError::Validation("seq must not be negative".into()));
+        }
+        let Some((old, new)) = self.store().mark_read(channel_id, user, seq).await? else {
+            return Err(self.not_member(channel_id).await);
+        };
+        if new > old {
+            let frame = ServerFrame::Read {
+                channel_id,
+                user_id: user,
+                seq: new,
+            };
+            self.publish(Topic::Channel(channel_id), &frame);
+        }
+        Ok(new)
+    }
+
+    /// Tells the channel's other members that `user` is typing (not stored). The caller has
+    /// checked membership.
+    pub fn typing(&self, user: &Actor, channel_id: i64) {
+        let frame = ServerFrame::Typing {
+            channel_id,
+            user_id: user.id,
+            username: user.name.clone(),
+        };
+        self.publish(Topic::Channel(channel_id), &frame);
+    }
+
+    /// A page of history, members only: newest first below `before` without `after`,
+    /// ascending above `after` with it; `limit` defaults to and is capped by the limits.
+    pub async fn history(
+        &self,
+        user: i64,
+        channel_id: i64,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<History, ChatError> {
+        let limit = self.page_limit(limit)?;
+        self.require_member(channel_id, user).await?;
+        Ok(self
+            .store()
+            .history(channel_id, before, after, limit)
+            .await?)
+    }
+
+    /// A page size from `?limit=`: default and maximum from the limits, at least 1.
+    pub fn page_limit(&self, limit: Option<i64>) -> Result<i64, ChatError> {
+        let l = self.limits();
+        match limit {
+            None => Ok(l.history_default),
+            Some(n) if n < 1 => Err(ChatError::Validation("limit must be at least 1".into())),
+            Some(n) => Ok(n.min(l.history_max)),
+        }
+    }
+
+    /// The messages of a channel after `after` that a `resume` replays (at most `RESUME_MAX`).
+    /// The caller has checked membership.
+    pub async fn replay(&self, channel_id: i64, after: i64) -> Result<Replay, ChatError> {
+        if after < 0 {
+            return Err(ChatError::Validation("resume seqs must be >= 0".into()));
+        }
+        let max = self.limits().resume_max.max(1);
+        let mut messages = self
+            .store()
+            .messages_between(channel_id, after, i64::MAX, max + 1)
+            .await?;
+        let truncated = messages.len() as i64 > max;
+        messages.truncate(max as usize);
+        Ok(Replay {
+            messages,
+            truncated,
+        })
+    }
+}
