@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::haproxy::{self, HaproxyConfig, Server};
 use crate::options::Options;
-use crate::{probe, process, services, Error};
+use crate::{probe, services, Error};
 
 mod control;
 
@@ -123,7 +123,7 @@ impl Cluster {
                 url
             }
             None => {
-                let owner = process::drop_to("postgres");
+                let owner = procs::drop_to("postgres");
                 let pg_dir = dir.join("pg");
                 if services::init_pg(&pg_dir, owner)? {
                     self.announce("postgres", &format!("initdb into {}", pg_dir.display()));
