@@ -8,4 +8,4 @@ mod user;
 
 pub use pg::pg_bin;
 pub use spawn::{signal, spawn, wait_for_exit, Group};
-pub use user::{drop_to, User};
+pub use user::{drop_to, Grant, User};
