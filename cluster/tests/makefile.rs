@@ -1,4 +1,5 @@
-//! The Makefile runs the binaries cargo built, wherever `CARGO_TARGET_DIR` puts them.
+//! The Makefile runs the binaries cargo built, wherever `CARGO_TARGET_DIR` puts them, and
+//! `make loadtest` runs the load generator of that same build without cargo.
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -77,4 +78,21 @@ fn make_run_builds_into_and_runs_from_cargo_target_dir() {
         Some("target/release/cluster run")
     );
     let _ = std::fs::remove_dir_all(Path::new(cargo).parent().unwrap());
+}
+
+#[test]
+fn make_loadtest_runs_the_release_binary_of_make_build_without_cargo() {
+    let args = "ARGS=--scenario chat --duration 30s";
+    let (ok, lines) = make(&["-n", "loadtest", "CARGO_TARGET_DIR=/x/tgt", args], &[]);
+    assert!(ok, "{lines:?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("/x/tgt/release/loadtest --scenario chat --duration 30s")
+    );
+    assert!(!lines.iter().any(|l| l.contains("cargo")), "{lines:?}");
+
+    let missing = std::env::temp_dir().join(format!("no-target-{}", uuid::Uuid::new_v4().simple()));
+    let dir = format!("CARGO_TARGET_DIR={}", missing.display());
+    let (ok, lines) = make(&["loadtest", &dir], &[]);
+    assert!(!ok, "a missing binary fails: {lines:?}");
 }
