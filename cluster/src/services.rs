@@ -25,17 +25,7 @@ pub fn init_pg(dir: &Path, owner: Option<User>) -> anyhow::Result<bool> {
         user.chown(dir)
             .with_context(|| format!("chown {} to postgres", dir.display()))?;
     }
-    let mut cmd = Command::new(pg_bin("initdb"));
-    cmd.arg("-D")
-        .arg(dir)
-        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
-        .arg("--no-instructions")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some(user) = owner {
-        user.apply(&mut cmd);
-    }
-    let out = cmd
+    let out = procs::initdb(dir, owner)
         .output()
         .context("run initdb (is PostgreSQL installed?)")?;
     if !out.status.success() {

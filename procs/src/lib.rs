@@ -6,6 +6,6 @@ mod pg;
 mod spawn;
 mod user;
 
-pub use pg::pg_bin;
+pub use pg::{initdb, pg_bin};
 pub use spawn::{signal, spawn, wait_for_exit, Group};
 pub use user::{drop_to, Grant, User};

@@ -39,25 +39,8 @@ impl PgServer {
         if let Some(user) = owner {
             user.chown(&dir)?;
         }
-        let mut initdb = Command::new(pg_bin("initdb"));
-        initdb
-            .arg("-D")
-            .arg(dir.join("data"))
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--no-instructions",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(user) = owner {
-            user.apply(&mut initdb);
-        }
-        let out = initdb
+        let out = procs::initdb(&dir.join("data"), owner)
+            .arg("--no-sync")
             .output()
             .context("run initdb (is PostgreSQL installed?)")?;
         if !out.status.success() {
