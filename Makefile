@@ -1,15 +1,27 @@
-# The two commands of the README: `make run` and `make test`.
+# The two commands of the README, `make run` and `make test`, and `make loadtest` against the
+# cluster `make run` started.
 SHELL := /bin/bash
 CARGO ?= cargo
+# Where cargo puts what it builds: $CARGO_TARGET_DIR when set (in the environment or on the
+# make command line, which make passes on to cargo), ./target otherwise.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+RELEASE := $(TARGET_DIR)/release
 
-.PHONY: run test deps build fmt lint unit
+.PHONY: run test deps build fmt lint unit loadtest
 
 ## run: install what is missing, build release, start the whole cluster in the foreground
 run: deps build
-	./target/release/cluster run
+	$(RELEASE)/cluster run
 
 ## test: install what is missing, then formatting, lints and the whole test suite
 test: deps fmt lint unit
+
+## loadtest: the load generator `make build` (so `make run`) built, flags in ARGS, e.g.
+## make loadtest ARGS='--scenario chat --duration 30s'. No cargo: a `cargo run -p loadtest`
+## would build the dependencies again with another feature set.
+loadtest:
+	@test -x $(RELEASE)/loadtest || { echo "$(RELEASE)/loadtest is missing: run 'make build' (or 'make run') first, with the same CARGO_TARGET_DIR" >&2; exit 1; }
+	$(RELEASE)/loadtest $(ARGS)
 
 deps:
 	@./scripts/install-deps.sh

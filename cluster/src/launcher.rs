@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::haproxy::{self, HaproxyConfig, Server};
 use crate::options::Options;
-use crate::{probe, process, services, Error};
+use crate::{probe, services, Error};
 
 mod control;
 
@@ -123,8 +123,11 @@ impl Cluster {
                 url
             }
             None => {
-                let owner = process::drop_to("postgres");
+                let owner = procs::drop_to("postgres");
                 let pg_dir = dir.join("pg");
+                if let Some(user) = owner {
+                    self.let_postgres_reach(user, &pg_dir)?;
+                }
                 if services::init_pg(&pg_dir, owner)? {
                     self.announce("postgres", &format!("initdb into {}", pg_dir.display()));
                 }
@@ -156,6 +159,28 @@ impl Cluster {
                 format!("redis://127.0.0.1:{port}")
             }
         };
+        Ok(())
+    }
+
+    /// Run as root, PostgreSQL runs as the `postgres` user, which must pass through every
+    /// directory above its data (a `DATA_DIR` made by `mktemp -d` is 0700): adds the search bit
+    /// where it is missing, and says so.
+    fn let_postgres_reach(&self, user: procs::User, pg_dir: &Path) -> Result<(), Error> {
+        let dir = pg_dir.parent().unwrap_or(pg_dir);
+        let grants = user
+            .grant_traverse(dir)
+            .with_context(|| format!("let the postgres user reach {}", pg_dir.display()))?;
+        if !grants.is_empty() {
+            let list: Vec<String> = grants.iter().map(ToString::to_string).collect();
+            self.announce(
+                "postgres",
+                &format!(
+                    "chmod {} (search bit only, so the postgres user can reach {})",
+                    list.join(", "),
+                    pg_dir.display()
+                ),
+            );
+        }
         Ok(())
     }
 

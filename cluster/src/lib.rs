@@ -6,7 +6,6 @@ pub mod haproxy;
 mod launcher;
 pub mod options;
 pub mod probe;
-mod process;
 pub mod services;
 
 use std::path::PathBuf;

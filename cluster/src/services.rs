@@ -4,51 +4,28 @@
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-
-use crate::process;
+use procs::{pg_bin, User};
 
 /// The database the cluster uses on a PostgreSQL it starts.
 pub const DB_NAME: &str = "chat";
 
-/// Finds a PostgreSQL binary: `$PG_BIN`, the distribution's versioned dirs, then `PATH`.
-pub fn pg_bin(name: &str) -> PathBuf {
-    if let Ok(dir) = std::env::var("PG_BIN") {
-        return PathBuf::from(dir).join(name);
-    }
-    for v in (12..=20).rev() {
-        let p = PathBuf::from(format!("/usr/lib/postgresql/{v}/bin/{name}"));
-        if p.exists() {
-            return p;
-        }
-    }
-    PathBuf::from(name)
-}
-
 /// Runs `initdb` into `dir` unless it already holds a cluster. Returns true when it created one.
-pub fn init_pg(dir: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<bool> {
+pub fn init_pg(dir: &Path, owner: Option<User>) -> anyhow::Result<bool> {
     if dir.join("PG_VERSION").exists() {
         return Ok(false);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+    if let Some(user) = owner {
+        user.chown(dir)
             .with_context(|| format!("chown {} to postgres", dir.display()))?;
     }
-    let mut cmd = Command::new(pg_bin("initdb"));
-    cmd.arg("-D")
-        .arg(dir)
-        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
-        .arg("--no-instructions")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    as_owner(&mut cmd, owner);
-    let out = cmd
+    let out = procs::initdb(dir, owner)
         .output()
         .context("run initdb (is PostgreSQL installed?)")?;
     if !out.status.success() {
@@ -62,22 +39,17 @@ pub fn init_pg(dir: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<bool> {
 }
 
 /// The `postgres` command serving `dir` on 127.0.0.1:`port` (TCP only, no Unix socket).
-pub fn pg_command(dir: &Path, port: u16, owner: Option<(u32, u32)>) -> Command {
+pub fn pg_command(dir: &Path, port: u16, owner: Option<User>) -> Command {
     let mut cmd = Command::new(pg_bin("postgres"));
     cmd.arg("-D")
         .arg(dir)
         .args(["-p", &port.to_string(), "-k", ""])
         .args(["-c", "listen_addresses=127.0.0.1"])
         .args(["-c", "max_connections=400", "-c", "shared_buffers=128MB"]);
-    as_owner(&mut cmd, owner);
-    cmd
-}
-
-fn as_owner(cmd: &mut Command, owner: Option<(u32, u32)>) {
-    if let Some((uid, gid)) = owner {
-        use std::os::unix::process::CommandExt;
-        cmd.uid(uid).gid(gid);
+    if let Some(user) = owner {
+        user.apply(&mut cmd);
     }
+    cmd
 }
 
 /// Waits until PostgreSQL on `port` accepts, creates database `chat` if missing, and
@@ -159,7 +131,9 @@ pub fn jwt_secret(path: &Path) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-/// Spawns `cmd` (dying with the launcher) with stdout and stderr appended to `log`.
+/// Spawns `cmd` with stdout and stderr appended to `log`, dying with the launcher and in its
+/// own process group (a Ctrl-C at the terminal reaches only the launcher, which then stops the
+/// children in order, edges first).
 pub fn spawn_logged(mut cmd: Command, log: &Path) -> anyhow::Result<std::process::Child> {
     let name = cmd_name(&cmd);
     let out = std::fs::OpenOptions::new()
@@ -169,7 +143,7 @@ pub fn spawn_logged(mut cmd: Command, log: &Path) -> anyhow::Result<std::process
         .with_context(|| format!("open {}", log.display()))?;
     let err = out.try_clone()?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-    process::spawn(cmd).with_context(|| format!("spawn {name} (is it installed?)"))
+    procs::spawn(cmd, procs::Group::Own).with_context(|| format!("spawn {name} (is it installed?)"))
 }
 
 fn cmd_name(cmd: &Command) -> String {

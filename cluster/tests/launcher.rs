@@ -3,7 +3,7 @@
 //! behind when the `cluster run` process is killed with SIGKILL.
 #![allow(clippy::unwrap_used)]
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -135,12 +135,12 @@ async fn starts_its_own_servers_records_them_and_keeps_data_across_runs() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_of_cluster_run_leaves_no_process_behind() {
-    let dir = temp_dir("orphans");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cluster"))
-        .arg("run")
-        .env("DATA_DIR", &dir)
+/// `cluster run` (what `make run` starts) with one edge on free ports, its own PostgreSQL and
+/// Redis, and its data in `dir`.
+fn cluster_run(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cluster"));
+    cmd.arg("run")
+        .env("DATA_DIR", dir)
         .env("EDGES", "1")
         .env("HTTP_PORT", testkit::free_port().to_string())
         .env("PG_PORT", testkit::free_port().to_string())
@@ -149,7 +149,14 @@ async fn sigkill_of_cluster_run_leaves_no_process_behind() {
         .env("API_PORT", "0")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
-        .env_remove("JWT_SECRET")
+        .env_remove("JWT_SECRET");
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_cluster_run_leaves_no_process_behind() {
+    let dir = temp_dir("orphans");
+    let mut child = cluster_run(&dir)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -176,4 +183,76 @@ async fn sigkill_of_cluster_run_leaves_no_process_behind() {
     child.wait().unwrap();
     wait_all_dead(&started).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// As root, PostgreSQL runs as the `postgres` user, which must pass through every directory
+/// above its data. `DATA_DIR=$(mktemp -d) make run` puts the data in a 0700 directory of root:
+/// the launcher adds the search bit there, says so in its readiness lines, and PostgreSQL comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_starts_with_data_dir_inside_a_private_directory_of_root() {
+    let Some(postgres) = procs::drop_to("postgres") else {
+        eprintln!("skipped: only meaningful as root with a postgres user");
+        return;
+    };
+    let private = temp_dir("private");
+    let dir = private.join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    for d in [&private, &dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    assert_ne!(std::fs::metadata(&private).unwrap().uid(), postgres.uid);
+
+    let mut cmd = cluster_run(&dir);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // Dies with this test process, whatever happens to the test.
+    let mut child = procs::spawn(cmd, procs::Group::Parent).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !lines
+        .iter()
+        .any(|l: &String| l.starts_with("[ready] haproxy"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "cluster run not ready; stdout: {lines:#?}\nstderr: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    let said = format!(
+        "[ready] postgres  chmod o+x {}, o+x {} (search bit only, so the postgres user can reach {})",
+        private.display(),
+        dir.display(),
+        dir.join("pg").display()
+    );
+    assert!(lines.contains(&said), "{said:?} not in {lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[ready] postgres  ready on 127.0.0.1:")),
+        "{lines:#?}"
+    );
+    let mode = |d: &Path| std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&private), mode(&dir)), (0o701, 0o701));
+
+    procs::signal(&child, libc::SIGTERM).unwrap();
+    assert!(procs::wait_for_exit(&mut child, Duration::from_secs(60)).unwrap());
+    let _ = std::fs::remove_dir_all(&private);
 }

@@ -1,12 +1,11 @@
 //! Test harness: real PostgreSQL and Redis servers on free ports, started once per test
 //! process (or taken from `DATABASE_URL` / `REDIS_URL`), and a fresh migrated database per test.
 //!
-//! Servers are children of one long-lived spawner thread with `PR_SET_PDEATHSIG`, so they die
-//! with the test process even when it is killed.
-#![allow(unsafe_code, clippy::unwrap_used)]
+//! Servers are spawned through `procs` (one long-lived spawner thread with `PR_SET_PDEATHSIG`),
+//! so they die with the test process even when it is killed.
+#![allow(clippy::unwrap_used)]
 
 mod postgres;
-mod process;
 mod redis;
 
 use std::sync::atomic::{AtomicU64, Ordering};

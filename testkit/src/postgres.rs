@@ -6,22 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-
-use crate::process;
-
-/// Finds a PostgreSQL binary: `$PG_BIN`, the distribution's versioned dirs, then `PATH`.
-pub fn pg_bin(name: &str) -> PathBuf {
-    if let Ok(dir) = std::env::var("PG_BIN") {
-        return PathBuf::from(dir).join(name);
-    }
-    for v in (12..=20).rev() {
-        let p = PathBuf::from(format!("/usr/lib/postgresql/{v}/bin/{name}"));
-        if p.exists() {
-            return p;
-        }
-    }
-    PathBuf::from(name)
-}
+use procs::{pg_bin, User};
 
 /// A PostgreSQL server owned by the test; stopped on drop, its directory removed.
 #[derive(Debug)]
@@ -29,7 +14,7 @@ pub struct PgServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
-    owner: Option<(u32, u32)>,
+    owner: Option<User>,
     /// fsync and synchronous commit on, as in production.
     durable: bool,
 }
@@ -50,30 +35,12 @@ impl PgServer {
     fn start_with(durable: bool) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("chat-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
-        let owner = process::drop_to("postgres");
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
+        let owner = procs::drop_to("postgres");
+        if let Some(user) = owner {
+            user.chown(&dir)?;
         }
-        let mut initdb = Command::new(pg_bin("initdb"));
-        initdb
-            .arg("-D")
-            .arg(dir.join("data"))
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--no-instructions",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some((uid, gid)) = owner {
-            use std::os::unix::process::CommandExt;
-            initdb.uid(uid).gid(gid);
-        }
-        let out = initdb
+        let out = procs::initdb(&dir.join("data"), owner)
+            .arg("--no-sync")
             .output()
             .context("run initdb (is PostgreSQL installed?)")?;
         if !out.status.success() {
@@ -114,11 +81,10 @@ impl PgServer {
             cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
                 .args(["-c", "full_page_writes=off"]);
         }
-        if let Some((uid, gid)) = self.owner {
-            use std::os::unix::process::CommandExt;
-            cmd.uid(uid).gid(gid);
+        if let Some(user) = self.owner {
+            user.apply(&mut cmd);
         }
-        self.child = Some(process::spawn(cmd).context("spawn postgres")?);
+        self.child = Some(procs::spawn(cmd, procs::Group::Parent).context("spawn postgres")?);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ok = Command::new(pg_bin("pg_isready"))
@@ -145,13 +111,9 @@ impl PgServer {
     /// Stops the server (fast shutdown) and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            process::signal(&c, libc::SIGINT);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            let _ = procs::signal(&c, libc::SIGINT);
+            if procs::wait_for_exit(&mut c, Duration::from_secs(10)).unwrap_or(false) {
+                return;
             }
             let _ = c.kill();
             let _ = c.wait();

@@ -6,8 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::process;
-
 /// A Redis server owned by the test; killed on drop.
 #[derive(Debug)]
 pub struct RedisServer {
@@ -47,7 +45,10 @@ impl RedisServer {
             .args(["--daemonize", "no", "--loglevel", "warning"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        self.child = Some(process::spawn(cmd).context("spawn redis-server (is it installed?)")?);
+        self.child = Some(
+            procs::spawn(cmd, procs::Group::Parent)
+                .context("spawn redis-server (is it installed?)")?,
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if ping(self.port) {

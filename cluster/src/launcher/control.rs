@@ -6,7 +6,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use super::{local, Cluster, Role, EDGE_GRACE, OTHER_GRACE};
-use crate::{haproxy, process, Error};
+use crate::{haproxy, Error};
 
 impl Cluster {
     /// `http://host:port` of HAProxy, the public entry point.
@@ -86,7 +86,7 @@ impl Cluster {
             .find(|p| p.id == id)
             .ok_or(Error::NoSuchEdge(i))?;
         let mut child = p.child.take().ok_or(Error::NoSuchEdge(i))?;
-        process::signal(child.id(), signal).map_err(|source| Error::Spawn {
+        procs::signal(&child, signal).map_err(|source| Error::Spawn {
             id: id.clone(),
             source: source.into(),
         })?;
@@ -197,10 +197,10 @@ impl Cluster {
                 .filter_map(|p| p.child.take().map(|c| (p.id.clone(), c)))
                 .collect();
             for (_, c) in &group {
-                let _ = process::signal(c.id(), sig);
+                let _ = procs::signal(c, sig);
             }
             for (id, c) in &mut group {
-                let outcome = process::wait_for_exit(c, grace)
+                let outcome = procs::wait_for_exit(c, grace)
                     .ok()
                     .filter(|exited| *exited)
                     .map(|_| "stopped")

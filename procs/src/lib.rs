@@ -1,0 +1,11 @@
+//! Child processes of the launcher (`cluster`) and the test harness (`testkit`): spawned so the
+//! kernel kills them when we die, signalled and awaited, run as the `postgres` user when we are
+//! root, and PostgreSQL's binaries found.
+
+mod pg;
+mod spawn;
+mod user;
+
+pub use pg::{initdb, pg_bin};
+pub use spawn::{signal, spawn, wait_for_exit, Group};
+pub use user::{drop_to, Grant, User};
