@@ -270,3 +270,28 @@ async fn default_send_limit_allows_a_burst_of_50() {
     let stored = seqs(&app.history(&at, c, "?limit=200").await).len();
     assert_eq!(stored, ok);
 }
+
+/// The group committer records into the server's own recorder: one send shows up in the batch
+/// size and commit time histograms of `/metrics`.
+#[tokio::test]
+async fn metrics_show_group_commit_histograms_after_a_send() {
+    let app = TestApp::spawn().await;
+    let (_, at) = app.user("alice").await;
+    let c = app.channel(&at, "general").await;
+    app.say(&at, c, "hi").await;
+    let (status, text) = app.text("/metrics").await;
+    assert_eq!(status, 200);
+    for series in [
+        "chat_group_commit_batch_size_bucket{",
+        "chat_group_commit_seconds_bucket{",
+        "messages_sent_total 1",
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
+    }
+    let count = text
+        .lines()
+        .find(|l| l.starts_with("chat_group_commit_batch_size_count"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok());
+    assert_eq!(count, Some(1.0), "{text}");
+}

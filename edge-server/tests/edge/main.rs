@@ -10,3 +10,5 @@ mod faults;
 mod input;
 mod membership;
 mod process;
+mod session;
+mod transports;
