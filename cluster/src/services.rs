@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use procs::{pg_bin, User};
+use shared::store::migrate::connect;
 
 /// The database the cluster uses on a PostgreSQL it starts.
 pub const DB_NAME: &str = "chat";
@@ -83,16 +84,6 @@ pub async fn prepare_pg(port: u16, timeout: Duration) -> anyhow::Result<String> 
 pub async fn migrate(url: &str) -> anyhow::Result<usize> {
     let mut c = connect(url).await?;
     shared::store::migrate::run(&mut c).await
-}
-
-async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .with_context(|| format!("connect to {url}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
 }
 
 /// The `redis-server` command on 127.0.0.1:`port`, working dir `dir`, no persistence

@@ -6,12 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    shared::logging::init();
     let config = edge_server::Config::from_env()?;
     let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:9001".to_owned());
     let listener = tokio::net::TcpListener::bind(&listen).await?;

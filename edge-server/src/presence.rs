@@ -32,10 +32,16 @@ async fn online_elsewhere(r: &Client, me: &str, user: i64) -> fred::prelude::Fre
     Ok(false)
 }
 
-async fn announce(r: &Client, user: i64, status: PresenceStatus, channels: Vec<i64>) {
+/// Announces `user` offline to the sockets that share a channel with them.
+async fn announce_offline(r: &Client, store: &Store, user: i64) {
+    let channels = store
+        .my_channels(user)
+        .await
+        .map(|c| c.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default();
     let ev = PresenceEvent {
         user_id: user,
-        status,
+        status: PresenceStatus::Offline,
         channels,
     };
     // Awaited, not queued on the bus: the last announcements of a draining edge must go out
@@ -84,12 +90,7 @@ pub async fn run(
                             if sp::online_users(&r).await.map(|s| s.contains(&u)).unwrap_or(true) {
                                 continue;
                             }
-                            let channels = store
-                                .my_channels(u)
-                                .await
-                                .map(|c| c.into_iter().map(|c| c.id).collect())
-                                .unwrap_or_default();
-                            announce(&r, u, PresenceStatus::Offline, channels).await;
+                            announce_offline(&r, &store, u).await;
                         }
                     }
                     Err(e) => tracing::warn!(edge = %me, error = %e, "presence sweep failed"),
@@ -107,12 +108,7 @@ pub async fn run(
         Ok(users) => {
             for u in users {
                 if !online_elsewhere(&r, &me, u).await.unwrap_or(true) {
-                    let channels = store
-                        .my_channels(u)
-                        .await
-                        .map(|c| c.into_iter().map(|c| c.id).collect())
-                        .unwrap_or_default();
-                    announce(&r, u, PresenceStatus::Offline, channels).await;
+                    announce_offline(&r, &store, u).await;
                 }
             }
         }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bus;
 pub mod chat;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod presence;
 pub mod protocol;

@@ -8,14 +8,7 @@ use shared::presence;
 use shared::topics::Topic;
 
 async fn redis() -> Client {
-    let c = Client::new(
-        Config::from_url(&testkit::redis_url()).unwrap(),
-        None,
-        None,
-        None,
-    );
-    c.init().await.unwrap();
-    c
+    testkit::redis_client(&testkit::redis_url()).await.unwrap()
 }
 
 #[tokio::test]

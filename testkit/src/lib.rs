@@ -124,3 +124,21 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("bind a free port")
 }
+
+/// The value of the first Prometheus sample in `text` whose series starts with `series`
+/// (a name, or a name with the start of its labels).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// A plain Redis command client on `url`, connected, as another process would use it.
+pub async fn redis_client(url: &str) -> anyhow::Result<fred::clients::Client> {
+    use fred::interfaces::ClientLike;
+    let cfg = fred::types::config::Config::from_url(url)?;
+    let c = fred::clients::Client::new(cfg, None, None, None);
+    c.init().await?;
+    Ok(c)
+}

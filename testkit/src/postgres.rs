@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use procs::{pg_bin, User};
+use shared::store::migrate::connect;
 
 /// A PostgreSQL server owned by the test; stopped on drop, its directory removed.
 #[derive(Debug)]
@@ -143,16 +144,6 @@ pub fn with_dbname(url: &str, db: &str) -> String {
         Some(q) => format!("{prefix}/{db}?{q}"),
         None => format!("{prefix}/{db}"),
     }
-}
-
-async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .with_context(|| format!("connect to {url}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
 }
 
 /// Creates `template` and applies the migrations to it.

@@ -10,7 +10,7 @@ use shared::protocol::{User, UserPresence};
 use shared::store::StoreError;
 use shared::validate::{Password, Username};
 
-use super::online_users;
+use super::{online_users, page};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, ClientAddr, Json, Query};
 use crate::state::AppState;
@@ -119,7 +119,7 @@ pub async fn users(
     let limit = s.chat.page_limit(q.limit)?;
     let after = q.after.unwrap_or(0);
     let online = online_users(&s).await?;
-    let mut users = if q.online {
+    let users = if q.online {
         let mut ids: Vec<i64> = online.iter().copied().filter(|id| *id > after).collect();
         ids.sort_unstable();
         ids.truncate(limit as usize + 1);
@@ -127,13 +127,7 @@ pub async fn users(
     } else {
         s.store.list_users(after, limit + 1).await?
     };
-    let more = users.len() as i64 > limit;
-    users.truncate(limit as usize);
-    let next = if more {
-        users.last().map(|u| u.id)
-    } else {
-        None
-    };
+    let (users, next) = page(users, limit, |u| u.id);
     Ok(Json(UserList {
         users: users
             .into_iter()

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use shared::protocol::{Channel, ChannelKind, MyChannel, UserPresence};
 
-use super::online_users;
+use super::{online_users, page};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, Json, Path, Query};
 use crate::state::AppState;
@@ -45,17 +45,11 @@ pub async fn list(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ChannelList<Channel>>, ApiError> {
     let limit = s.chat.page_limit(q.limit)?;
-    let mut channels = s
+    let channels = s
         .store
         .public_channels(q.after.unwrap_or(0), limit + 1)
         .await?;
-    let more = channels.len() as i64 > limit;
-    channels.truncate(limit as usize);
-    let next = if more {
-        channels.last().map(|c| c.id)
-    } else {
-        None
-    };
+    let (channels, next) = page(channels, limit, |c| c.id);
     Ok(Json(ChannelList { channels, next }))
 }
 

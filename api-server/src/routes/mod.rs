@@ -43,6 +43,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// One page of `items` fetched with `limit + 1`: the first `limit`, and the cursor (`key` of
+/// the last one) when there was more.
+fn page<T>(mut items: Vec<T>, limit: i64, key: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+    let more = items.len() as i64 > limit;
+    items.truncate(limit.max(0) as usize);
+    let next = if more { items.last().map(key) } else { None };
+    (items, next)
+}
+
 /// Presence from Redis; unreachable Redis is a 503, not a silent "everyone offline".
 async fn online_users(state: &AppState) -> Result<std::collections::HashSet<i64>, ApiError> {
     shared::presence::online_users(&state.redis)

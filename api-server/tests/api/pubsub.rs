@@ -13,14 +13,7 @@ use crate::support::TestApp;
 
 /// A command client on the shared Redis.
 pub async fn redis() -> Client {
-    let c = Client::new(
-        Config::from_url(&testkit::redis_url()).unwrap(),
-        None,
-        None,
-        None,
-    );
-    c.init().await.unwrap();
-    c
+    testkit::redis_client(&testkit::redis_url()).await.unwrap()
 }
 
 /// A subscriber to `topics` that hands out parsed frames with their topic.

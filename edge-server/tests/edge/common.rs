@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use edge_server::Config;
 pub use fred::clients::Client as Redis;
-use fred::interfaces::ClientLike;
 use futures_util::{SinkExt, StreamExt};
 use shared::auth::JwtKeys;
 use shared::protocol::{Channel, Message, ServerFrame, User};
@@ -342,8 +341,5 @@ pub async fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
 
 /// A plain Redis client for publishing and inspecting topics as another process would.
 pub async fn redis_client(url: &str) -> Redis {
-    let cfg = fred::types::config::Config::from_url(url).unwrap();
-    let c = Redis::new(cfg, None, None, None);
-    c.init().await.unwrap();
-    c
+    testkit::redis_client(url).await.unwrap()
 }

@@ -100,10 +100,6 @@ async fn metrics_show_group_commit_histograms_after_a_send() {
     ] {
         assert!(text.contains(series), "{series} missing:\n{text}");
     }
-    let count = text
-        .lines()
-        .find(|l| l.starts_with("chat_group_commit_batch_size_count"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse::<f64>().ok());
+    let count = testkit::metric(&text, "chat_group_commit_batch_size_count");
     assert_eq!(count, Some(1.0), "{text}");
 }

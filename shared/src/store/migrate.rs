@@ -57,3 +57,15 @@ pub async fn run(client: &mut tokio_postgres::Client) -> anyhow::Result<usize> {
     tx.commit().await.context("commit migrations")?;
     Ok(ran)
 }
+
+/// One plain connection to `url` outside any pool (migrations, database administration),
+/// its connection task spawned on the current runtime.
+pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connect to {url}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
