@@ -208,6 +208,15 @@ impl Client {
         self.outbox.next_retry()
     }
 
+    /// Completes once the earliest send refused with "retry later" is due (never while there
+    /// is none); then call [`Client::resend_due`].
+    pub async fn retry_due(&self) {
+        match self.next_retry() {
+            Some(t) => tokio::time::sleep_until(t.into()).await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Writes the sends whose retry is due.
     pub async fn resend_due(&mut self, conn: &mut Connection) -> Result<(), Disconnect> {
         for f in self.outbox.take_due(Instant::now()) {
