@@ -145,47 +145,41 @@ pub fn parse(text: &str) -> Incoming<'_> {
         },
     };
     match kind.as_ref() {
-        "message" => match serde_json::from_str::<MessageFrame>(text) {
-            Ok(f) => Incoming::Message {
-                channel_id: f.message.channel_id,
-                seq: f.message.seq,
-                content: f.message.content,
-            },
-            Err(_) => Incoming::Other,
-        },
-        "ack" => match serde_json::from_str::<AckFrame>(text) {
-            Ok(f) => Incoming::Ack {
-                client_msg_id: f.client_msg_id,
-                channel_id: f.message.channel_id,
-                seq: f.message.seq,
-                content: f.message.content,
-            },
-            Err(_) => Incoming::Other,
-        },
-        "error" => match serde_json::from_str::<ErrorFrame>(text) {
-            Ok(f) => Incoming::Error {
-                code: f.code,
-                client_msg_id: f.client_msg_id,
-                retry_after_ms: f.retry_after_ms,
-            },
-            Err(_) => Incoming::Other,
-        },
-        "channel_added" => match serde_json::from_str::<ChannelAddedFrame>(text) {
-            Ok(f) => Incoming::ChannelAdded {
-                channel_id: f.channel.id,
-                last_seq: f.channel.last_seq,
-            },
-            Err(_) => Incoming::Other,
-        },
-        "resume_truncated" => match serde_json::from_str::<TruncatedFrame>(text) {
-            Ok(f) => Incoming::ResumeTruncated {
-                channel_id: f.channel_id,
-            },
-            Err(_) => Incoming::Other,
-        },
+        "message" => read(text, |f: MessageFrame| Incoming::Message {
+            channel_id: f.message.channel_id,
+            seq: f.message.seq,
+            content: f.message.content,
+        }),
+        "ack" => read(text, |f: AckFrame| Incoming::Ack {
+            client_msg_id: f.client_msg_id,
+            channel_id: f.message.channel_id,
+            seq: f.message.seq,
+            content: f.message.content,
+        }),
+        "error" => read(text, |f: ErrorFrame| Incoming::Error {
+            code: f.code,
+            client_msg_id: f.client_msg_id,
+            retry_after_ms: f.retry_after_ms,
+        }),
+        "channel_added" => read(text, |f: ChannelAddedFrame| Incoming::ChannelAdded {
+            channel_id: f.channel.id,
+            last_seq: f.channel.last_seq,
+        }),
+        "resume_truncated" => read(text, |f: TruncatedFrame| Incoming::ResumeTruncated {
+            channel_id: f.channel_id,
+        }),
         "resumed" => Incoming::Resumed,
         _ => Incoming::Other,
     }
+}
+
+/// The frame's fields as `T`, turned into its view; `Other` when they do not read as `T`.
+#[inline]
+fn read<'a, T: Deserialize<'a>>(
+    text: &'a str,
+    view: impl FnOnce(T) -> Incoming<'a>,
+) -> Incoming<'a> {
+    serde_json::from_str(text).map_or(Incoming::Other, view)
 }
 
 /// The `type` of a frame that starts with `{"type":"<plain name>"`.
