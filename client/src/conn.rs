@@ -233,6 +233,7 @@ impl Connection {
     }
 
     /// The next text frame, as it came (for [`frames::parse`]). Cancel-safe.
+    #[inline]
     pub async fn next_text(&mut self) -> Result<Utf8Bytes, Disconnect> {
         loop {
             match self.ws.next().await {

@@ -90,6 +90,7 @@ impl Track {
     }
 
     /// Records a `message` frame carrying `seq`.
+    #[inline]
     pub fn on_message(&mut self, seq: i64) -> Delivery {
         let Some(i) = self.index(seq) else {
             return Delivery::BeforeStart;

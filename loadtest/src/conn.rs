@@ -194,6 +194,7 @@ impl Socket {
                     return End::Closed(e);
                 }
             }
+            let retrying = self.client.next_retry().is_some();
             tokio::select! {
                 biased;
                 _ = shared.stop.cancelled() => {
@@ -217,7 +218,7 @@ impl Socket {
                         return End::Closed(e);
                     }
                 }
-                _ = self.client.retry_due() => {
+                _ = self.client.retry_due(), if retrying => {
                     if let Err(e) = self.client.resend_due(conn).await {
                         return End::Closed(e);
                     }
