@@ -1,7 +1,8 @@
-//! A chat member as a well-behaved client: one socket through HAProxy at a time; on close or
-//! error it reconnects, sends `resume` with the last gap-free seq of each channel, and resends
-//! its unacked sends with the same `client_msg_id`. It records what every socket received and
-//! flags any socket that sees a seq twice or out of order.
+//! A chat member as a well-behaved client: one `chat-client` socket through HAProxy at a time,
+//! which on a dropped connection, 1012 or 4008 reconnects with backoff, sends `resume` with the
+//! last contiguous seq of each channel and resends its unacked sends with the same
+//! `client_msg_id`. It records what every socket received and flags any socket that sees a
+//! seq twice or out of order (the accounting rules of loadtest, BENCHMARKS.md).
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,12 +10,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use shared::protocol::{ClientFrame, ServerFrame};
+use chat_client::{
+    Backoff, Client, ConnectError, Connection, Delivery, Disconnect, Event, Incoming, Next,
+    Options, RecvError, Utf8Bytes,
+};
+use shared::protocol::ServerFrame;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::WAIT;
+
+/// Reconnect attempts over a member's life: about 20 s of an unreachable cluster.
+const RECONNECTS: u32 = 40;
 
 enum Cmd {
     Send {
@@ -33,17 +39,18 @@ struct State {
     closes: Vec<Option<u16>>,
     /// Seqs known before this member's first socket, per channel.
     base: BTreeMap<i64, i64>,
+    /// Seqs that reached this member as a `message`, per channel.
     received: BTreeMap<i64, BTreeSet<i64>>,
-    /// Highest seq with nothing missing below it, per channel: what `resume` asks after.
-    contiguous: BTreeMap<i64, i64>,
+    /// Its own sends acked on a socket that ended before their `message` came, up to the
+    /// `resume` cursor: the ack carried the stored message, so `resume` does not ask again.
+    held_by_ack: BTreeSet<(i64, i64)>,
     acks: BTreeMap<String, (i64, i64)>,
-    /// Unacked sends: id -> (channel, content, last attempt).
-    pending: BTreeMap<String, (i64, String, Instant)>,
+    /// Sends not yet acked.
+    pending: usize,
     violations: Vec<String>,
     errors: Vec<String>,
-    /// Messages a socket got live between `ready` and the replay of its `resume`, then again
-    /// in the replay (the replay starts at exactly `after + 1`, as `resume` asks).
-    resume_overlap: usize,
+    /// Messages a `resume` replayed that this member already had (allowed).
+    replayed: usize,
 }
 
 /// A member; dropping it ends its task.
@@ -60,28 +67,18 @@ impl Drop for Member {
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect_retrying(url: &str) -> Option<Ws> {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if let Ok((ws, _)) = tokio_tungstenite::connect_async(url).await {
-            return Some(ws);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
-}
-
 impl Member {
     /// Connects through HAProxy and returns once the first `ready` arrived.
     pub async fn connect(ws_url: &str, name: String, token: String) -> Member {
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new(State::default()));
         let (ready_tx, ready_rx) = oneshot::channel();
-        let url = format!("{ws_url}?token={token}");
-        tokio::spawn(run(url, name.clone(), rx, state.clone(), ready_tx));
+        let mut opts = Options::new(vec![format!("{ws_url}?token={token}")]);
+        opts.connect_timeout = WAIT;
+        opts.max_reconnects = RECONNECTS;
+        opts.backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let client = Client::new(opts);
+        tokio::spawn(run(client, name.clone(), rx, state.clone(), ready_tx));
         tokio::time::timeout(WAIT, ready_rx)
             .await
             .unwrap_or_else(|_| panic!("{name}: no ready within {WAIT:?}"))
@@ -124,7 +121,7 @@ impl Member {
     }
 
     pub fn pending(&self) -> usize {
-        self.with(|s| s.pending.len())
+        self.with(|s| s.pending)
     }
 
     pub fn acked_seqs(&self, channel: i64) -> Vec<i64> {
@@ -147,6 +144,7 @@ impl Member {
             let got = s.received.get(&channel);
             (base + 1..=last)
                 .filter(|q| !got.is_some_and(|g| g.contains(q)))
+                .filter(|q| !s.held_by_ack.contains(&(channel, *q)))
                 .collect()
         })
     }
@@ -159,9 +157,9 @@ impl Member {
         self.with(|s| s.violations.clone())
     }
 
-    /// Messages seen twice on one socket because they arrived live before `resume` replayed them.
-    pub fn resume_overlap(&self) -> usize {
-        self.with(|s| s.resume_overlap)
+    /// Messages a `resume` replayed that this member already had.
+    pub fn replayed(&self) -> usize {
+        self.with(|s| s.replayed)
     }
 
     pub fn errors(&self) -> Vec<String> {
@@ -185,191 +183,169 @@ impl Member {
     }
 }
 
+/// The member's task: a socket at a time until `Cmd::Close`, a final close or no reconnect.
 async fn run(
-    url: String,
+    mut client: Client,
     name: String,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     state: Arc<Mutex<State>>,
     ready_tx: oneshot::Sender<()>,
 ) {
     let mut ready_tx = Some(ready_tx);
-    let mut socket_no = 0;
+    let mut opened = client.connect().await;
     loop {
-        let Some(ws) = connect_retrying(&url).await else {
-            push(
-                &state,
-                |s| &mut s.violations,
-                format!("{name}: reconnect failed"),
-            );
-            return;
-        };
-        socket_no += 1;
-        let (mut sink, mut stream) = ws.split();
-        // The first frame is `ready`.
-        let ready = tokio::time::timeout(WAIT, stream.next()).await;
-        let Ok(Some(Ok(WsMessage::Text(t)))) = ready else {
-            continue;
-        };
-        let Ok(ServerFrame::Ready { edge, channels, .. }) = serde_json::from_str(&t) else {
-            push(
-                &state,
-                |s| &mut s.violations,
-                format!("first frame not ready: {t}"),
-            );
-            continue;
-        };
-        let first = ready_tx.is_some();
-        let (resume, resend): (BTreeMap<i64, i64>, Vec<WsMessage>) = {
-            let mut s = state.lock().unwrap();
-            s.edges.push(edge);
-            for c in &channels {
-                if first {
-                    s.base.insert(c.id, c.last_seq);
-                    s.contiguous.insert(c.id, c.last_seq);
-                }
+        let (mut conn, ready) = match opened {
+            Ok(x) => x,
+            Err(ConnectError::NotReady(f)) => {
+                return violation(&state, format!("{name}: first frame not ready: {f}"));
             }
-            let resend: Vec<_> = s
-                .pending
-                .iter()
-                .map(|(id, (c, content, _))| send_frame(*c, content, id))
-                .collect();
-            (s.contiguous.clone(), resend)
+            // The first connect is retried like a reconnect.
+            Err(e) if !e.is_final() && ready_tx.is_some() => {
+                opened = client.reconnect().await;
+                continue;
+            }
+            Err(e) => return violation(&state, format!("{name}: reconnect failed: {e}")),
         };
-        if !first {
-            let f = ClientFrame::Resume {
-                channels: resume.clone(),
-            };
-            let _ = sink.send(text(&f)).await;
-            for f in resend {
-                let _ = sink.send(f).await;
+        {
+            let mut s = state.lock().unwrap();
+            s.edges.push(ready.edge);
+            if ready_tx.is_some() {
+                for (c, t) in client.seqs().tracks() {
+                    s.base.insert(*c, t.start());
+                }
             }
         }
         if let Some(tx) = ready_tx.take() {
             let _ = tx.send(());
         }
-        let mut sock = Socket {
-            no: socket_no,
-            max: BTreeMap::new(),
-            resume_from: if first {
-                BTreeMap::new()
-            } else {
-                resume.clone()
-            },
+        let socket = state.lock().unwrap().edges.len();
+        let Some(end) = serve(&mut client, &mut conn, &mut rx, &state, socket).await else {
+            return;
         };
-        let mut retry = tokio::time::interval(Duration::from_secs(1));
-        let close = loop {
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(Cmd::Send { channel, content, id }) => {
-                        let f = send_frame(channel, &content, &id);
-                        state.lock().unwrap().pending.insert(id, (channel, content, Instant::now()));
-                        let _ = sink.send(f).await;
-                    }
-                    Some(Cmd::Close) | None => {
-                        let _ = sink.send(WsMessage::Close(None)).await;
-                        return;
-                    }
-                },
-                _ = retry.tick() => {
-                    let again: Vec<_> = {
-                        let mut s = state.lock().unwrap();
-                        s.pending
-                            .iter_mut()
-                            .filter(|(_, (_, _, at))| at.elapsed() > Duration::from_millis(1500))
-                            .map(|(id, (c, content, at))| {
-                                *at = Instant::now();
-                                send_frame(*c, content, id)
-                            })
-                            .collect()
-                    };
-                    for f in again {
-                        let _ = sink.send(f).await;
-                    }
-                }
-                msg = stream.next() => match msg {
-                    Some(Ok(WsMessage::Text(t))) => {
-                        on_frame(&state, &mut sock, &t);
-                    }
-                    Some(Ok(WsMessage::Close(frame))) => break frame.map(|f| u16::from(f.code)),
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break None,
-                },
-            }
-        };
-        state.lock().unwrap().closes.push(close);
+        {
+            let mut s = state.lock().unwrap();
+            s.closes.push(end.code());
+            s.hold_acked_unseen(&client);
+        }
+        if end.next() != Next::Reconnect {
+            return violation(
+                &state,
+                format!("{name}: closed with {end}, not reconnecting"),
+            );
+        }
+        opened = client.reconnect().await;
     }
 }
 
-/// What one socket has seen.
-struct Socket {
-    no: usize,
-    /// Highest seq delivered on this socket, per channel.
-    max: BTreeMap<i64, i64>,
-    /// The `after` of each channel in the `resume` this socket sent, until `resumed`.
-    resume_from: BTreeMap<i64, i64>,
+impl State {
+    /// At a socket's end: own acked seqs with no `message` yet, at or below the channel's
+    /// `resume` cursor, will not be replayed.
+    fn hold_acked_unseen(&mut self, client: &Client) {
+        let unseen: Vec<(i64, i64)> = self
+            .acks
+            .values()
+            .filter(|(c, seq)| !self.received.get(c).is_some_and(|r| r.contains(seq)))
+            .filter(|(c, seq)| {
+                client
+                    .seqs()
+                    .get(*c)
+                    .is_some_and(|t| *seq <= t.contiguous())
+            })
+            .copied()
+            .collect();
+        self.held_by_ack.extend(unseen);
+    }
 }
 
-fn on_frame(state: &Mutex<State>, sock: &mut Socket, t: &str) {
-    let Ok(frame) = serde_json::from_str::<ServerFrame>(t) else {
-        return;
-    };
+fn violation(state: &Mutex<State>, v: String) {
+    state.lock().unwrap().violations.push(v);
+}
+
+/// Serves one socket: sends, retries, frames. `None` once told to close.
+async fn serve(
+    client: &mut Client,
+    conn: &mut Connection,
+    rx: &mut mpsc::UnboundedReceiver<Cmd>,
+    state: &Mutex<State>,
+    socket: usize,
+) -> Option<Disconnect> {
+    loop {
+        // A failed write is not the end: the read that follows says how the socket ended
+        // (the close code the tests check), and the outbox resends after the reconnect.
+        let _ = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Cmd::Send { channel, content, id }) => {
+                    let f = client.send(channel, content, id);
+                    state.lock().unwrap().pending = client.outbox().len();
+                    conn.send_text(f).await
+                }
+                Some(Cmd::Close) | None => {
+                    conn.close(Duration::from_secs(2)).await;
+                    return None;
+                }
+            },
+            _ = client.retry_due() => client.resend_due(conn).await,
+            got = conn.recv() => match got {
+                Ok(frame) => match record(client, state, socket, &frame) {
+                    Some(follow_up) => conn.send_text(follow_up).await,
+                    None => Ok(()),
+                },
+                Err(RecvError::Malformed { text, error }) => {
+                    violation(state, format!("socket {socket}: unreadable {text}: {error}"));
+                    Ok(())
+                }
+                Err(RecvError::Disconnected(d)) => return Some(d),
+            },
+        };
+    }
+}
+
+/// Applies one frame to the client and records it; returns a follow-up frame to write.
+fn record(
+    client: &mut Client,
+    state: &Mutex<State>,
+    socket: usize,
+    frame: &ServerFrame,
+) -> Option<Utf8Bytes> {
+    let event = client.handle(&Incoming::from(frame));
     let mut s = state.lock().unwrap();
-    match frame {
-        ServerFrame::Message { message: m } => {
-            let max = sock.max.entry(m.channel_id).or_insert(0);
-            if m.seq <= *max {
-                if sock.resume_from.get(&m.channel_id) == Some(&(m.seq - 1)) {
-                    // The replay of our resume starts over at after + 1 (once per channel).
-                    sock.resume_from.remove(&m.channel_id);
-                    s.resume_overlap += usize::try_from(*max - m.seq + 1).unwrap_or(0);
-                    // From here the socket must be strictly increasing again.
-                    *max = m.seq - 1;
-                } else {
+    s.pending = client.outbox().len();
+    match (frame, event) {
+        (ServerFrame::Message { message: m }, Event::Message(d)) => {
+            if d.is_none_or(Delivery::is_new) {
+                s.received.entry(m.channel_id).or_default().insert(m.seq);
+            }
+            match d {
+                Some(Delivery::Replayed) => s.replayed += 1,
+                Some(d) if d.is_violation() => {
+                    let track = client.seqs().get(m.channel_id).map(|t| t.state());
                     let v = format!(
-                        "socket {}: channel {} seq {} after seq {}",
-                        sock.no, m.channel_id, m.seq, max
+                        "socket {socket}: channel {} seq {}: {d:?} ({})",
+                        m.channel_id,
+                        m.seq,
+                        track.unwrap_or_default()
                     );
                     s.violations.push(v);
                 }
-            }
-            *max = m.seq.max(*max);
-            s.received.entry(m.channel_id).or_default().insert(m.seq);
-            let got = s.received.get(&m.channel_id).cloned().unwrap_or_default();
-            let c = s.contiguous.entry(m.channel_id).or_insert(0);
-            while got.contains(&(*c + 1)) {
-                *c += 1;
+                _ => {}
             }
         }
-        ServerFrame::Resumed => sock.resume_from.clear(),
-        ServerFrame::Ack {
-            client_msg_id: Some(id),
-            message,
-        } => {
-            s.pending.remove(&id);
-            s.acks.insert(id, (message.channel_id, message.seq));
+        (
+            ServerFrame::Ack {
+                client_msg_id: Some(id),
+                message: m,
+            },
+            Event::Ack { first: true },
+        ) => {
+            s.acks.insert(id.clone(), (m.channel_id, m.seq));
         }
-        ServerFrame::Error { code, message, .. } => {
+        (ServerFrame::Error { code, message, .. }, _) => {
             s.errors.push(format!("{code:?}: {message}"));
         }
+        (_, Event::Resumed(follow_up)) => return follow_up,
         _ => {}
     }
-}
-
-fn push(state: &Mutex<State>, field: impl FnOnce(&mut State) -> &mut Vec<String>, v: String) {
-    field(&mut state.lock().unwrap()).push(v);
-}
-
-fn send_frame(channel: i64, content: &str, id: &str) -> WsMessage {
-    text(&ClientFrame::Send {
-        channel_id: channel,
-        content: content.to_owned(),
-        client_msg_id: Some(id.to_owned()),
-        reply_to: None,
-    })
-}
-
-fn text(f: &ClientFrame) -> WsMessage {
-    WsMessage::text(serde_json::to_string(f).unwrap())
+    None
 }
 
 /// Steady traffic: every member sends one message per `every` until stopped.

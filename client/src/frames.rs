@@ -1,0 +1,285 @@
+//! Server frames as the client state needs them: only the fields that seq tracking, the outbox
+//! and a load generator's accounting read, borrowed from the frame text. [`parse`] is the hot
+//! path (a full `ServerFrame` parse per delivery would make a load generator its own
+//! bottleneck); a typed [`ServerFrame`] gives the same view through `From`.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use shared::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// The parts of a server frame the client state uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    Message {
+        channel_id: i64,
+        seq: i64,
+        content: Cow<'a, str>,
+    },
+    Ack {
+        client_msg_id: Option<Cow<'a, str>>,
+        channel_id: i64,
+        seq: i64,
+        content: Cow<'a, str>,
+    },
+    Error {
+        code: ErrorCode,
+        client_msg_id: Option<Cow<'a, str>>,
+        retry_after_ms: Option<u64>,
+    },
+    ChannelAdded {
+        channel_id: i64,
+        last_seq: i64,
+    },
+    ResumeTruncated {
+        channel_id: i64,
+    },
+    Resumed,
+    /// Unreadable, or nothing the client state tracks.
+    Other,
+}
+
+impl<'a> From<&'a ServerFrame> for Incoming<'a> {
+    fn from(f: &'a ServerFrame) -> Self {
+        match f {
+            ServerFrame::Message { message: m } => Incoming::Message {
+                channel_id: m.channel_id,
+                seq: m.seq,
+                content: Cow::Borrowed(&m.content),
+            },
+            ServerFrame::Ack {
+                client_msg_id,
+                message: m,
+            } => Incoming::Ack {
+                client_msg_id: client_msg_id.as_deref().map(Cow::Borrowed),
+                channel_id: m.channel_id,
+                seq: m.seq,
+                content: Cow::Borrowed(&m.content),
+            },
+            ServerFrame::Error {
+                code,
+                client_msg_id,
+                retry_after_ms,
+                ..
+            } => Incoming::Error {
+                code: *code,
+                client_msg_id: client_msg_id.as_deref().map(Cow::Borrowed),
+                retry_after_ms: *retry_after_ms,
+            },
+            ServerFrame::ChannelAdded { channel } => Incoming::ChannelAdded {
+                channel_id: channel.id,
+                last_seq: channel.last_seq,
+            },
+            ServerFrame::ResumeTruncated { channel_id, .. } => Incoming::ResumeTruncated {
+                channel_id: *channel_id,
+            },
+            ServerFrame::Resumed => Incoming::Resumed,
+            _ => Incoming::Other,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Lite<'a> {
+    channel_id: i64,
+    seq: i64,
+    #[serde(borrow)]
+    content: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct MessageFrame<'a> {
+    #[serde(borrow)]
+    message: Lite<'a>,
+}
+
+#[derive(Deserialize)]
+struct AckFrame<'a> {
+    #[serde(borrow)]
+    client_msg_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message: Lite<'a>,
+}
+
+#[derive(Deserialize)]
+struct ErrorFrame<'a> {
+    code: ErrorCode,
+    #[serde(default, borrow)]
+    client_msg_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    retry_after_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ChannelAddedFrame {
+    channel: ChannelLite,
+}
+
+#[derive(Deserialize)]
+struct ChannelLite {
+    id: i64,
+    last_seq: i64,
+}
+
+#[derive(Deserialize)]
+struct TruncatedFrame {
+    channel_id: i64,
+}
+
+/// Reads one text frame; anything unreadable or irrelevant is `Other`.
+pub fn parse(text: &str) -> Incoming<'_> {
+    // The edge writes `type` first: read it without a parse of the whole frame, which would
+    // double the JSON work per delivery. Any other layout takes the general path.
+    let kind = match leading_type(text) {
+        Some(k) => Cow::Borrowed(k),
+        None => match serde_json::from_str::<Head>(text) {
+            Ok(head) => head.kind,
+            Err(_) => return Incoming::Other,
+        },
+    };
+    match kind.as_ref() {
+        "message" => read(text, |f: MessageFrame| Incoming::Message {
+            channel_id: f.message.channel_id,
+            seq: f.message.seq,
+            content: f.message.content,
+        }),
+        "ack" => read(text, |f: AckFrame| Incoming::Ack {
+            client_msg_id: f.client_msg_id,
+            channel_id: f.message.channel_id,
+            seq: f.message.seq,
+            content: f.message.content,
+        }),
+        "error" => read(text, |f: ErrorFrame| Incoming::Error {
+            code: f.code,
+            client_msg_id: f.client_msg_id,
+            retry_after_ms: f.retry_after_ms,
+        }),
+        "channel_added" => read(text, |f: ChannelAddedFrame| Incoming::ChannelAdded {
+            channel_id: f.channel.id,
+            last_seq: f.channel.last_seq,
+        }),
+        "resume_truncated" => read(text, |f: TruncatedFrame| Incoming::ResumeTruncated {
+            channel_id: f.channel_id,
+        }),
+        "resumed" => Incoming::Resumed,
+        _ => Incoming::Other,
+    }
+}
+
+/// The frame's fields as `T`, turned into its view; `Other` when they do not read as `T`.
+#[inline]
+fn read<'a, T: Deserialize<'a>>(
+    text: &'a str,
+    view: impl FnOnce(T) -> Incoming<'a>,
+) -> Incoming<'a> {
+    serde_json::from_str(text).map_or(Incoming::Other, view)
+}
+
+/// The `type` of a frame that starts with `{"type":"<plain name>"`.
+fn leading_type(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix(r#"{"type":""#)?;
+    let kind = &rest[..rest.find('"')?];
+    // A backslash would be an escape: leave that to the parser.
+    (!kind.contains('\\')).then_some(kind)
+}
+
+/// A client frame as WebSocket text. These plain types always serialize; were one not to,
+/// the empty frame would be answered with an `error` and the socket would stay open.
+pub fn client_text(f: &ClientFrame) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(f).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use shared::protocol::{ErrorCode, ServerFrame};
+
+    use super::{parse, Incoming};
+
+    const MSG: &str = r#"{"type":"message","message":{"id":"1","channel_id":5,"seq":9,"sender_id":1,"sender":"a","content":"hello there","reply_to":null,"client_msg_id":"c","created_at":"2026-11-22T00:00:00Z"}}"#;
+
+    #[test]
+    fn the_fast_path_reads_the_fields_the_client_state_needs() {
+        let msg = Incoming::Message {
+            channel_id: 5,
+            seq: 9,
+            content: Cow::Borrowed("hello there"),
+        };
+        assert_eq!(parse(MSG), msg);
+        let ack = MSG.replace(
+            r#"{"type":"message","#,
+            r#"{"type":"ack","client_msg_id":"c","#,
+        );
+        assert_eq!(
+            parse(&ack),
+            Incoming::Ack {
+                client_msg_id: Some("c".into()),
+                channel_id: 5,
+                seq: 9,
+                content: "hello there".into()
+            }
+        );
+        let err = r#"{"type":"error","code":"rate_limited","message":"slow down","client_msg_id":"3-1","retry_after_ms":40}"#;
+        assert_eq!(
+            parse(err),
+            Incoming::Error {
+                code: ErrorCode::RateLimited,
+                client_msg_id: Some("3-1".into()),
+                retry_after_ms: Some(40)
+            }
+        );
+        let added = r#"{"type":"channel_added","channel":{"id":7,"name":"x","kind":"group","last_seq":12,"last_read_seq":0,"unread":0}}"#;
+        assert_eq!(
+            parse(added),
+            Incoming::ChannelAdded {
+                channel_id: 7,
+                last_seq: 12
+            }
+        );
+        let cut = r#"{"type":"resume_truncated","channel_id":5,"next_seq":1001}"#;
+        assert_eq!(parse(cut), Incoming::ResumeTruncated { channel_id: 5 });
+        assert_eq!(parse(r#"{"type":"resumed"}"#), Incoming::Resumed);
+        assert_eq!(parse(r#"{"type":"pong"}"#), Incoming::Other);
+        assert_eq!(parse("not json"), Incoming::Other);
+    }
+
+    #[test]
+    fn other_layouts_take_the_general_path_to_the_same_view() {
+        // `type` not first, or escaped: the general path reads the same frame.
+        let reordered =
+            r#"{"message":{"channel_id":5,"seq":9,"content":"hello there"},"type":"message"}"#;
+        assert_eq!(parse(reordered), parse(MSG));
+        let escaped = r#"{"type":"resum\u0065d"}"#;
+        assert_eq!(parse(escaped), Incoming::Resumed);
+        // A frame cut short after its type is not a message.
+        assert_eq!(parse(r#"{"type":"message""#), Incoming::Other);
+    }
+
+    #[test]
+    fn a_typed_frame_gives_the_same_view_as_its_text() {
+        let frames = [
+            MSG.to_owned(),
+            MSG.replace(
+                r#"{"type":"message","#,
+                r#"{"type":"ack","client_msg_id":"c","#,
+            ),
+            r#"{"type":"error","code":"unavailable","message":"db down","client_msg_id":"x"}"#
+                .to_owned(),
+            r#"{"type":"resume_truncated","channel_id":5,"next_seq":1001}"#.to_owned(),
+            r#"{"type":"resumed"}"#.to_owned(),
+            r#"{"type":"pong"}"#.to_owned(),
+        ];
+        for text in frames {
+            let typed: ServerFrame = serde_json::from_str(&text).expect("a server frame");
+            assert_eq!(Incoming::from(&typed), parse(&text), "{text}");
+        }
+    }
+}
