@@ -80,7 +80,7 @@ pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) -> Opti
             let req = SendRequest {
                 channel_id,
                 content,
-                client_msg_id: client_msg_id.clone(),
+                client_msg_id,
                 reply_to,
             };
             Some(send(edge, s, req).await)

@@ -1,5 +1,5 @@
 //! The typed event bus over Redis pub/sub. Outbound: [`Bus::publish`] takes a [`Topic`] and a
-//! [`ServerFrame`] (or a [`PresenceEvent`]), encodes it once, and queues it for the one
+//! [`ServerFrame`], encodes it once, and queues it for the one
 //! publisher task of the process, which sends what is queued in order as Redis pipelines.
 //! Inbound: [`Inbound::decode`] reads just what routing needs from a received payload; the
 //! payload bytes then go to sockets as they came.
@@ -59,16 +59,7 @@ impl Bus {
 
     /// Queues `frame` on `topic`, after whatever was queued before it.
     pub fn publish(&self, topic: Topic, frame: &ServerFrame) {
-        self.queue(topic, frame.to_json());
-    }
-
-    /// Queues a presence change on [`Topic::Presence`].
-    pub fn publish_presence(&self, event: &PresenceEvent) {
-        self.queue(Topic::Presence, event.to_json());
-    }
-
-    fn queue(&self, topic: Topic, payload: String) {
-        if self.tx.try_send((topic, payload)).is_err() {
+        if self.tx.try_send((topic, frame.to_json())).is_err() {
             tracing::warn!(%topic, "publish queue full: dropping a publish");
             self.failures.increment(1);
         }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder, SharedString, Unit};
+use metrics::{Counter, Gauge, Histogram, Key, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -71,19 +71,6 @@ impl Metrics {
             .describe_counter(name.into(), None, SharedString::const_str(help));
         self.recorder
             .register_counter(&Key::from_static_name(name), &METADATA)
-    }
-
-    /// A counter handle with one label.
-    pub fn counter_with(
-        &self,
-        name: &'static str,
-        help: &'static str,
-        label: (&'static str, String),
-    ) -> Counter {
-        self.recorder
-            .describe_counter(name.into(), None, SharedString::const_str(help));
-        let key = Key::from_parts(name, vec![Label::new(label.0, label.1)]);
-        self.recorder.register_counter(&key, &METADATA)
     }
 
     /// A gauge handle, described for `# HELP`.

@@ -54,7 +54,8 @@ impl SendLimiter {
     }
 
     /// Users with a bucket in memory.
-    pub fn tracked(&self) -> usize {
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
         self.limiter.as_ref().map_or(0, |l| l.len())
     }
 }

@@ -31,12 +31,6 @@ pub enum Sent {
 }
 
 impl Sent {
-    pub fn message(&self) -> &Message {
-        match self {
-            Sent::Stored(m) | Sent::Duplicate(m) => m,
-        }
-    }
-
     pub fn into_message(self) -> Message {
         match self {
             Sent::Stored(m) | Sent::Duplicate(m) => m,

@@ -78,10 +78,6 @@ impl Chat {
         &self.inner.limits
     }
 
-    pub fn bus(&self) -> &Bus {
-        &self.inner.bus
-    }
-
     /// Periodic upkeep: forget rate-limit state of idle users.
     pub fn upkeep(&self) {
         self.inner.sends.prune();
