@@ -18,7 +18,7 @@ use chat_client::{
 };
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use crate::{frames, run::Shared, stats::Counters};
+use crate::{frames, state::Shared, stats::Counters};
 
 /// How long a connect, handshake or `ready` may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);

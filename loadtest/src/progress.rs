@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     args::Args,
-    run::Shared,
+    state::Shared,
     stats::{Counters, Second},
 };
 

@@ -20,32 +20,9 @@ use crate::{
     edges, progress,
     report::{Connections, Report, Sends},
     setup,
+    state::Shared,
     stats::{Counters, Latency, Percentiles},
 };
-
-/// State every socket task shares with the driver.
-#[derive(Debug)]
-pub struct Shared {
-    pub counters: Counters,
-    pub e2e: Latency,
-    pub ack: Latency,
-    pub connect: Latency,
-    pub epoch: Instant,
-    pub channel_sockets: HashMap<i64, u64>,
-    pub start_sending: CancellationToken,
-    pub stop_sending: CancellationToken,
-    pub stop: CancellationToken,
-    pub resume: bool,
-    pub max_reconnects: u32,
-    pub pipeline: usize,
-    pub size: usize,
-}
-
-impl Shared {
-    pub fn now_micros(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64
-    }
-}
 
 /// Commands queued per socket before the scheduler skips it.
 const SOCKET_QUEUE: usize = 256;
