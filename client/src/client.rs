@@ -35,6 +35,8 @@ pub struct Options {
     pub max_reconnects: u32,
     pub backoff: Backoff,
     pub ws_config: WebSocketConfig,
+    /// Ask the edge to batch frames (subprotocol `chat.v1.batch`).
+    pub batch: bool,
 }
 
 impl Options {
@@ -48,6 +50,7 @@ impl Options {
             max_reconnects: 20,
             backoff: Backoff::default(),
             ws_config: WebSocketConfig::default(),
+            batch: false,
         }
     }
 }
@@ -95,7 +98,7 @@ impl Client {
             .targets
             .get(self.reconnects as usize % n.max(1))
             .ok_or_else(|| ConnectError::Protocol("no URL".into()))?;
-        let open = Connection::open(url, self.opts.source, self.opts.ws_config);
+        let open = Connection::open(url, self.opts.source, self.opts.ws_config, self.opts.batch);
         let (mut conn, ready) = tokio::time::timeout(self.opts.connect_timeout, open)
             .await
             .map_err(|_| ConnectError::Timeout)??;

@@ -2,6 +2,7 @@
 //! write client frames, read server frames as text or typed, and say why it ended and whether
 //! that calls for a reconnect (SPEC section 4 close codes).
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use futures_util::{SinkExt, StreamExt};
@@ -10,7 +11,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::{
     client_async_with_config,
     tungstenite::{
-        self, client::IntoClientRequest, protocol::WebSocketConfig, Message as WsMessage, Utf8Bytes,
+        self, client::IntoClientRequest, http, protocol::WebSocketConfig, Message as WsMessage,
+        Utf8Bytes,
     },
     WebSocketStream,
 };
@@ -140,19 +142,31 @@ pub struct Ready {
     pub channels: Vec<MyChannel>,
 }
 
+/// The WebSocket subprotocol under which the edge may send several server frames in one text
+/// frame (a JSON array, in order).
+pub const BATCH_PROTOCOL: &str = "chat.v1.batch";
+
 /// One open socket, past its `ready`.
 #[derive(Debug)]
 pub struct Connection {
     ws: WebSocketStream<TcpStream>,
+    /// The edge agreed to batch frames.
+    batch: bool,
+    /// Frames of a batch not yet returned.
+    split: VecDeque<Utf8Bytes>,
+    /// Batch frames read (each of several server frames).
+    batches: u64,
 }
 
 impl Connection {
     /// Opens `url` (`ws://host:port/ws?token=...`) from `source` if given, and waits for
-    /// `ready`, which must be the first text frame.
+    /// `ready`, which must be the first text frame. With `batch` it asks for
+    /// [`BATCH_PROTOCOL`]; reads return one server frame at a time either way.
     pub async fn open(
         url: &str,
         source: Option<IpAddr>,
         config: WebSocketConfig,
+        batch: bool,
     ) -> Result<(Connection, Ready), ConnectError> {
         let req = url.into_client_request()?;
         let host = req.uri().host().unwrap_or("127.0.0.1").to_owned();
@@ -174,17 +188,54 @@ impl Connection {
             sock.bind(SocketAddr::new(ip, 0))?;
         }
         let stream = sock.connect(addr).await?;
+        Connection::open_on(stream, url, config, batch).await
+    }
+
+    /// Like [`Connection::open`], over a TCP connection the caller made (to set its buffers).
+    pub async fn open_on(
+        stream: TcpStream,
+        url: &str,
+        config: WebSocketConfig,
+        batch: bool,
+    ) -> Result<(Connection, Ready), ConnectError> {
+        let mut req = url.into_client_request()?;
+        if batch {
+            req.headers_mut().insert(
+                http::header::SEC_WEBSOCKET_PROTOCOL,
+                http::HeaderValue::from_static(BATCH_PROTOCOL),
+            );
+        }
         stream.set_nodelay(true)?;
-        let (ws, _) = client_async_with_config(req, stream, Some(config)).await?;
-        let mut conn = Connection { ws };
+        let (ws, resp) = client_async_with_config(req, stream, Some(config)).await?;
+        let batch = resp
+            .headers()
+            .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+            .is_some_and(|v| v.as_bytes() == BATCH_PROTOCOL.as_bytes());
+        let mut conn = Connection {
+            ws,
+            batch,
+            split: VecDeque::new(),
+            batches: 0,
+        };
         let ready = conn.ready().await?;
         Ok((conn, ready))
+    }
+
+    /// Whether the edge batches frames on this socket.
+    pub fn batched(&self) -> bool {
+        self.batch
+    }
+
+    /// How many batch frames (arrays of several server frames) this socket has read.
+    pub fn batches_read(&self) -> u64 {
+        self.batches
     }
 
     async fn ready(&mut self) -> Result<Ready, ConnectError> {
         loop {
             match self.ws.next().await {
                 Some(Ok(WsMessage::Text(t))) => {
+                    let t = self.unbatch(t);
                     return match serde_json::from_str(&t) {
                         Ok(ServerFrame::Ready {
                             session_id,
@@ -199,7 +250,7 @@ impl Connection {
                             channels,
                         }),
                         _ => Err(ConnectError::NotReady(t.to_string())),
-                    }
+                    };
                 }
                 Some(Ok(WsMessage::Close(c))) => {
                     return Err(ConnectError::Protocol(format!(
@@ -235,9 +286,12 @@ impl Connection {
     /// The next text frame, as it came (for [`frames::parse`]). Cancel-safe.
     #[inline]
     pub async fn next_text(&mut self) -> Result<Utf8Bytes, Disconnect> {
+        if let Some(t) = self.split.pop_front() {
+            return Ok(t);
+        }
         loop {
             match self.ws.next().await {
-                Some(Ok(WsMessage::Text(t))) => return Ok(t),
+                Some(Ok(WsMessage::Text(t))) => return Ok(self.unbatch(t)),
                 Some(Ok(WsMessage::Close(Some(c)))) => {
                     return Err(Disconnect::Closed(u16::from(c.code)))
                 }
@@ -246,6 +300,21 @@ impl Connection {
                 Some(Err(e)) => return Err(e.into()),
                 None => return Err(Disconnect::Eof),
             }
+        }
+    }
+
+    /// The first frame of a batch (the rest wait in `split`), or `t` as it is.
+    fn unbatch(&mut self, t: Utf8Bytes) -> Utf8Bytes {
+        if !self.batch {
+            return t;
+        }
+        match frames::split_batch(&t) {
+            Some(parts) => {
+                self.batches += 1;
+                self.split.extend(parts);
+                self.split.pop_front().unwrap_or(t)
+            }
+            None => t,
         }
     }
 

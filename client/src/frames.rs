@@ -196,13 +196,29 @@ pub fn client_text(f: &ClientFrame) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(f).unwrap_or_default())
 }
 
+/// Splits a batch frame (subprotocol `chat.v1.batch`: a JSON array of server frames, in
+/// order) into its frames, each a slice of the same buffer. `None` when `text` is no array
+/// (a single frame) or not valid JSON.
+pub fn split_batch(text: &Utf8Bytes) -> Option<Vec<Utf8Bytes>> {
+    if !text.trim_start().starts_with('[') {
+        return None;
+    }
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(text).ok()?;
+    let whole: &bytes::Bytes = text.as_ref();
+    items
+        .iter()
+        .map(|raw| Utf8Bytes::try_from(whole.slice_ref(raw.get().as_bytes())).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
 
     use shared::protocol::{ErrorCode, ServerFrame};
 
-    use super::{parse, Incoming};
+    use super::{parse, split_batch, Incoming};
+    use tokio_tungstenite::tungstenite::Utf8Bytes;
 
     const MSG: &str = r#"{"type":"message","message":{"id":"1","channel_id":5,"seq":9,"sender_id":1,"sender":"a","content":"hello there","reply_to":null,"client_msg_id":"c","created_at":"2026-11-22T00:00:00Z"}}"#;
 
@@ -281,5 +297,19 @@ mod tests {
             let typed: ServerFrame = serde_json::from_str(&text).expect("a server frame");
             assert_eq!(Incoming::from(&typed), parse(&text), "{text}");
         }
+    }
+
+    #[test]
+    fn a_batch_frame_splits_into_its_frames_in_order_and_a_single_frame_does_not() {
+        let batch: Utf8Bytes =
+            format!(r#"[{MSG}, {{"type":"pong"}},{{"type":"typing","s":"[,]}}"}}]"#).into();
+        let parts = split_batch(&batch).expect("a batch");
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].as_str(), MSG);
+        assert_eq!(parts[1].as_str(), r#"{"type":"pong"}"#);
+        assert_eq!(parts[2].as_str(), r#"{"type":"typing","s":"[,]}"}"#);
+        assert!(matches!(parse(&parts[0]), Incoming::Message { seq: 9, .. }));
+        assert!(split_batch(&Utf8Bytes::from(MSG)).is_none());
+        assert!(split_batch(&Utf8Bytes::from("[{\"type\":")).is_none());
     }
 }

@@ -14,12 +14,12 @@ use shared::protocol::ServerFrame;
 use shared::store::Store;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::EdgeMetrics;
 use crate::queue::Pushed;
 use crate::socket::{SocketHandle, SocketId};
+use crate::wire::Frame;
 
 /// What every channel task of one edge needs.
 #[derive(Debug)]
@@ -45,12 +45,12 @@ pub enum ChannelCmd {
     /// A `message` frame from Redis.
     Message {
         seq: i64,
-        payload: Utf8Bytes,
+        payload: Frame,
     },
     /// Any other frame of the channel topic (`typing`, `read`, `member_*`), forwarded as is;
     /// `typing` is not echoed to the typing user.
     Event {
-        payload: Utf8Bytes,
+        payload: Frame,
         skip_user: Option<i64>,
     },
     Add {
@@ -87,11 +87,11 @@ struct Task {
     env: Arc<ChannelEnv>,
     id: i64,
     last: i64,
-    pending: BTreeMap<i64, Utf8Bytes>,
+    pending: BTreeMap<i64, Frame>,
     /// Highest seq known to exist (from a catch-up) beyond `last`.
     target: i64,
     members: HashMap<SocketId, Member>,
-    recent: VecDeque<(i64, Utf8Bytes)>,
+    recent: VecDeque<(i64, Frame)>,
     fill_at: Option<Instant>,
 }
 
@@ -113,7 +113,7 @@ pub fn spawn(env: Arc<ChannelEnv>, id: i64, start: i64) -> mpsc::UnboundedSender
     tx
 }
 
-fn encode(m: shared::Message) -> (i64, Utf8Bytes) {
+fn encode(m: shared::Message) -> (i64, Frame) {
     let seq = m.seq;
     (seq, ServerFrame::Message { message: m }.to_json().into())
 }
@@ -189,7 +189,7 @@ impl Task {
     }
 
     /// Sends message `seq` (== last + 1) to every socket not past it.
-    fn deliver(&mut self, seq: i64, payload: Utf8Bytes) {
+    fn deliver(&mut self, seq: i64, payload: Frame) {
         let mut n = 0;
         for m in self.members.values_mut() {
             if m.cursor < seq {

@@ -11,13 +11,13 @@ use fred::interfaces::EventInterface;
 use shared::bus::Inbound;
 use shared::protocol::ServerFrame;
 use tokio::sync::broadcast::error::RecvError;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::ChannelCmd;
 use crate::hub::Hub;
 use crate::metrics::EdgeMetrics;
 use crate::socket::UserEvent;
+use crate::wire::Frame;
 
 /// Reads the subscriber's messages until `shutdown`; every `catchup` it also compares each
 /// channel with PostgreSQL (a lost last message of a burst is revealed by no later one).
@@ -51,18 +51,18 @@ pub async fn run(
         let Some(bytes) = msg.value.into_bytes() else {
             continue;
         };
-        let Ok(payload) = Utf8Bytes::try_from(bytes) else {
+        let Ok(text) = std::str::from_utf8(&bytes) else {
             continue;
         };
-        let Some(inbound) = Inbound::decode(&msg.channel, &payload) else {
+        let Some(inbound) = Inbound::decode(&msg.channel, text) else {
             tracing::warn!(topic = %msg.channel, "unreadable event dropped");
             continue;
         };
-        route(&hub, &metrics, inbound, payload);
+        route(&hub, &metrics, inbound, Frame::text(&bytes));
     }
 }
 
-fn route(hub: &Hub, metrics: &EdgeMetrics, inbound: Inbound, payload: Utf8Bytes) {
+fn route(hub: &Hub, metrics: &EdgeMetrics, inbound: Inbound, payload: Frame) {
     let to_channel = |id: i64, cmd: ChannelCmd| {
         if let Some(tx) = hub.channel(id) {
             let _ = tx.send(cmd);
@@ -99,7 +99,7 @@ fn route(hub: &Hub, metrics: &EdgeMetrics, inbound: Inbound, payload: Utf8Bytes)
             },
         ),
         Inbound::Presence(ev) => {
-            let frame: Utf8Bytes = ServerFrame::Presence {
+            let frame: Frame = ServerFrame::Presence {
                 user_id: ev.user_id,
                 status: ev.status,
             }

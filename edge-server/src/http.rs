@@ -19,6 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::edge::Edge;
 use crate::session::{OpenError, Session};
+use crate::wire::BATCH_PROTOCOL;
 
 type Resp = Response<Full<Bytes>>;
 
@@ -132,6 +133,7 @@ async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, Ht
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or(HttpError::BadRequest("missing Sec-WebSocket-Key"))?;
     let accept = derive_accept_key(key.as_bytes());
+    let batch = header_has(&req, header::SEC_WEBSOCKET_PROTOCOL, BATCH_PROTOCOL);
     if edge.draining.load(Relaxed) {
         return Err(HttpError::Unavailable);
     }
@@ -161,7 +163,7 @@ async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, Ht
                     Some(ws_cfg),
                 )
                 .await;
-                session.run(ws).await;
+                session.run(ws, batch).await;
             }
             // Dropping the session unregisters the socket.
             Err(err) => tracing::debug!(error = %err, "upgrade failed"),
@@ -175,6 +177,12 @@ async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, Ht
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     if let Ok(v) = HeaderValue::from_str(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if batch {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(BATCH_PROTOCOL),
+        );
     }
     Ok(r)
 }

@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use shared::topics::Topic;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::channel::{self, ChannelCmd, ChannelEnv};
 use crate::queue::OutQueue;
 use crate::socket::{lock, SocketHandle, SocketId, SocketState, UserEvent};
+use crate::wire::Frame;
 
 /// What the hub asks of the subscription manager, in the order the maps changed.
 #[derive(Debug)]
@@ -87,7 +87,7 @@ impl Hub {
 
     /// Queues `ready`, then joins the socket to its channels at the seqs `ready` announced,
     /// then applies control events that arrived meanwhile.
-    pub fn activate(&self, s: &Arc<SocketHandle>, ready: Utf8Bytes, channels: &[(i64, i64)]) {
+    pub fn activate(&self, s: &Arc<SocketHandle>, ready: Frame, channels: &[(i64, i64)]) {
         let mut st = lock(&s.state);
         if st.closed {
             return;

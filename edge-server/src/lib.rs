@@ -16,6 +16,7 @@ mod queue;
 mod session;
 mod socket;
 mod subs;
+mod wire;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::wire::Frame;
 
 /// Close code for a socket that cannot keep up.
 pub const SLOW_CONSUMER: u16 = 4008;
@@ -23,7 +24,7 @@ pub enum Pushed {
 
 #[derive(Debug, Default)]
 struct Inner {
-    frames: VecDeque<Utf8Bytes>,
+    frames: VecDeque<Frame>,
     bytes: usize,
     close: Option<(u16, &'static str)>,
 }
@@ -52,17 +53,17 @@ impl OutQueue {
     }
 
     /// Queues a frame within the bounds.
-    pub fn push(&self, frame: Utf8Bytes) -> Pushed {
+    pub fn push(&self, frame: Frame) -> Pushed {
         self.push_inner(frame, true)
     }
 
     /// Queues a frame the socket itself asked for (a `resume` replay), ignoring the bounds:
     /// its size is capped by `RESUME_MAX` rather than by the rate of others.
-    pub fn push_requested(&self, frame: Utf8Bytes) -> Pushed {
+    pub fn push_requested(&self, frame: Frame) -> Pushed {
         self.push_inner(frame, false)
     }
 
-    fn push_inner(&self, frame: Utf8Bytes, bounded: bool) -> Pushed {
+    fn push_inner(&self, frame: Frame, bounded: bool) -> Pushed {
         let pushed = {
             let mut q = self.lock();
             if q.close.is_some() {
@@ -102,7 +103,7 @@ impl OutQueue {
     }
 
     /// Takes every queued frame (up to `max` of them), and the close request if any.
-    pub fn take(&self, max: usize, out: &mut Vec<Utf8Bytes>) -> Option<(u16, &'static str)> {
+    pub fn take(&self, max: usize, out: &mut Vec<Frame>) -> Option<(u16, &'static str)> {
         let mut q = self.lock();
         let n = q.frames.len().min(max);
         let mut taken = 0;

@@ -16,10 +16,11 @@ use hyper_util::rt::TokioIo;
 use shared::auth::Claims;
 use shared::protocol::ServerFrame;
 use shared::store::StoreError;
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::edge::Edge;
@@ -27,6 +28,7 @@ use crate::frames::{self, Reply};
 use crate::presence::PresenceCmd;
 use crate::queue::{OutQueue, SLOW_CONSUMER};
 use crate::socket::SocketHandle;
+use crate::wire::{Frame, Gather};
 
 pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -87,7 +89,7 @@ impl Drop for Registration {
 /// An opened socket, ready to serve once the connection is upgraded.
 pub struct Session {
     reg: Registration,
-    ready: Utf8Bytes,
+    ready: Frame,
     /// Channel ids with the seq `ready` announced for each.
     channels: Vec<(i64, i64)>,
     token_exp: i64,
@@ -149,8 +151,9 @@ impl Session {
         })
     }
 
-    /// Serves the upgraded socket until it closes; the registration goes with it.
-    pub async fn run(self, mut ws: Ws) {
+    /// Serves the upgraded socket until it closes; the registration goes with it. A `batch`
+    /// socket (subprotocol `chat.v1.batch`) gets each wake-up's frames as one JSON array.
+    pub async fn run(self, mut ws: Ws, batch: bool) {
         let Session {
             reg,
             ready,
@@ -160,17 +163,27 @@ impl Session {
         let (edge, s) = (&reg.edge, &reg.socket);
         edge.metrics.sockets.increment(1.0);
         edge.hub.activate(s, ready, &channels);
-        let end = serve(edge, &mut ws, s, token_exp).await;
+        // What a write given up on left unwritten: it goes out before the close frame, so
+        // the client never reads a frame cut short.
+        let mut unsent = Gather::default();
+        let end = serve(edge, &mut ws, s, token_exp, batch, &mut unsent).await;
         if let End::Close(code, reason) = end {
             tracing::debug!(socket = s.id, user = s.user_id, code, "closing socket");
-            Box::pin(close(&mut ws, code, reason)).await;
+            Box::pin(close(&mut ws, code, reason, &mut unsent)).await;
         }
         edge.metrics.sockets.decrement(1.0);
         drop(reg);
     }
 }
 
-async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: i64) -> End {
+async fn serve(
+    edge: &Arc<Edge>,
+    ws: &mut Ws,
+    s: &Arc<SocketHandle>,
+    token_exp: i64,
+    batch: bool,
+    unsent: &mut Gather,
+) -> End {
     let cfg = &edge.config;
     let mut last_heard = Instant::now();
     let now = chrono::Utc::now().timestamp();
@@ -186,7 +199,7 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
             _ = s.queue.ready() => {
                 // Boxed: the idle task stays small; the state of a write lives on the heap
                 // only while writing.
-                if let Some(end) = Box::pin(write_queue(edge, ws, s)).await {
+                if let Some(end) = Box::pin(write_queue(edge, ws, s, batch, unsent)).await {
                     return end;
                 }
             }
@@ -246,10 +259,18 @@ async fn serve(edge: &Arc<Edge>, ws: &mut Ws, s: &Arc<SocketHandle>, token_exp: 
     }
 }
 
-/// Writes everything queued. Returns how the socket must end, if it must.
-async fn write_queue(edge: &Edge, ws: &mut Ws, s: &SocketHandle) -> Option<End> {
+/// Writes everything queued, each wake-up's frames in one vectored write (as one batch frame
+/// for a batch socket). Returns how the socket must end, if it must.
+/// A write given up on leaves the rest of its bytes in `gather`.
+async fn write_queue(
+    edge: &Edge,
+    ws: &mut Ws,
+    s: &SocketHandle,
+    batch: bool,
+    gather: &mut Gather,
+) -> Option<End> {
     // Allocated for this burst only: an idle socket holds no write batch.
-    let mut out: Vec<Utf8Bytes> = Vec::new();
+    let mut out: Vec<Frame> = Vec::new();
     let end = loop {
         out.clear();
         let close = s.queue.take(WRITE_BATCH, &mut out);
@@ -260,13 +281,8 @@ async fn write_queue(edge: &Edge, ws: &mut Ws, s: &SocketHandle) -> Option<End> 
             break close.map(|(c, r)| End::Close(c, r));
         }
         let n = out.len() as u64;
-        let write = async {
-            for f in out.drain(..) {
-                ws.feed(WsMessage::Text(f)).await?;
-            }
-            ws.flush().await
-        };
-        let mut write = pin!(write);
+        gather.add(&out, batch);
+        let mut write = pin!(write_all(ws, gather));
         // Almost every write completes at once: the overflow watch and the timer are only set
         // up for one that blocks.
         let done = match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
@@ -298,14 +314,31 @@ async fn write_queue(edge: &Edge, ws: &mut Ws, s: &SocketHandle) -> Option<End> 
     end
 }
 
-/// Sends a close frame and waits briefly for the client's reply, so that the client reads
-/// everything before the connection goes away.
-async fn close(ws: &mut Ws, code: u16, reason: &'static str) {
+/// Writes the gathered frames to the connection itself, past tungstenite (they are framed
+/// already). Whatever tungstenite holds (a pong it owes) is flushed first, whole, so frames
+/// never interleave.
+async fn write_all(ws: &mut Ws, g: &mut Gather) -> Result<(), WsError> {
+    ws.flush().await?;
+    let io = ws.get_mut();
+    while !g.is_empty() {
+        let n = io.write_vectored(&g.slices()).await?;
+        if n == 0 {
+            return Err(WsError::Io(std::io::ErrorKind::WriteZero.into()));
+        }
+        g.advance(n);
+    }
+    Ok(())
+}
+
+/// Sends what a given-up write left and a close frame, and waits briefly for the client's
+/// reply, so that the client reads everything before the connection goes away.
+async fn close(ws: &mut Ws, code: u16, reason: &'static str, unsent: &mut Gather) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: reason.into(),
     };
     let closing = async {
+        write_all(ws, unsent).await?;
         ws.close(Some(frame)).await?;
         while let Some(m) = ws.next().await {
             m?;

@@ -4,10 +4,9 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
-
 use crate::metrics::EdgeMetrics;
 use crate::queue::{OutQueue, Pushed};
+use crate::wire::Frame;
 
 pub type SocketId = u64;
 
@@ -40,11 +39,11 @@ pub enum UserEvent {
     Added {
         channel_id: i64,
         last_seq: i64,
-        payload: Utf8Bytes,
+        payload: Frame,
     },
     Removed {
         channel_id: i64,
-        payload: Utf8Bytes,
+        payload: Frame,
     },
 }
 
@@ -68,7 +67,7 @@ impl SocketHandle {
     }
 
     /// Queues a frame, counting a slow-consumer close if it overflows; true when queued.
-    pub fn deliver(&self, payload: Utf8Bytes, metrics: &EdgeMetrics) -> bool {
+    pub fn deliver(&self, payload: Frame, metrics: &EdgeMetrics) -> bool {
         match self.queue.push(payload) {
             Pushed::Queued => true,
             Pushed::Overflow => {

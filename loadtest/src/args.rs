@@ -71,6 +71,10 @@ pub struct Args {
     /// Reconnects allowed per socket with `--resume`.
     #[arg(long, default_value_t = 20)]
     pub max_reconnects: u32,
+    /// Ask the edges for batched delivery (subprotocol `chat.v1.batch`: the frames of one
+    /// burst in one WebSocket frame).
+    #[arg(long)]
+    pub batch: bool,
     /// Message content size in bytes (at least the timestamp).
     #[arg(long, default_value_t = 32)]
     pub size: usize,

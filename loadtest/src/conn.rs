@@ -140,6 +140,7 @@ impl Socket {
         opts.connect_timeout = CONNECT_TIMEOUT;
         opts.max_reconnects = shared.max_reconnects;
         opts.ws_config = ws_config();
+        opts.batch = shared.batch;
         Socket {
             index: plan.index,
             auto: plan.auto,

@@ -51,6 +51,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         stop: CancellationToken::new(),
         resume: args.resume,
         max_reconnects: args.max_reconnects,
+        batch: args.batch,
         pipeline: args.pipeline.max(1),
         size: args.size,
     });

@@ -21,6 +21,8 @@ pub struct Shared {
     pub stop: CancellationToken,
     pub resume: bool,
     pub max_reconnects: u32,
+    /// Sockets ask for batched delivery.
+    pub batch: bool,
     pub pipeline: usize,
     pub size: usize,
 }
