@@ -38,6 +38,10 @@ pub struct HaproxyConfig {
     pub maxconn: u32,
     pub edges: Vec<Server>,
     pub apis: Vec<Server>,
+    /// Extra lines of the `global` section (e.g. `nbthread 1`, `tune.bufsize 32768`).
+    pub global: Vec<String>,
+    /// Extra lines of the `defaults` section (e.g. `option splice-auto`).
+    pub defaults: Vec<String>,
 }
 
 /// Renders the template. Every placeholder is replaced; edges and api-servers get one
@@ -49,12 +53,29 @@ pub fn render(cfg: &HaproxyConfig) -> String {
             .collect::<Vec<_>>()
             .join("\n")
     };
+    let lines = |list: &[String]| {
+        list.iter()
+            .map(|l| format!("    {}", l.trim()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     TEMPLATE
+        .replace("{{GLOBAL_EXTRA}}", &lines(&cfg.global))
+        .replace("{{DEFAULTS_EXTRA}}", &lines(&cfg.defaults))
         .replace("{{HTTP_BIND}}", &cfg.bind)
         .replace("{{STATS_SOCKET}}", &cfg.stats_socket)
         .replace("{{MAXCONN}}", &cfg.maxconn.to_string())
         .replace("{{EDGE_SERVERS}}", &servers(&cfg.edges))
         .replace("{{API_SERVERS}}", &servers(&cfg.apis))
+}
+
+/// Splits `HAPROXY_GLOBAL` / `HAPROXY_DEFAULTS` (`;`-separated lines).
+pub fn split_lines(list: &str) -> Vec<String> {
+    list.split(';')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Parses `name=host:port,name=host:port` (or bare `host:port`, named `{prefix}-1`, ...).
@@ -93,7 +114,24 @@ mod tests {
             maxconn: DEFAULT_MAXCONN,
             edges: parse_servers("127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103", "edge"),
             apis: parse_servers("api-1=127.0.0.1:9100", "api"),
+            global: Vec::new(),
+            defaults: Vec::new(),
         }
+    }
+
+    #[test]
+    fn extra_lines_land_in_their_sections() {
+        let mut cfg = sample();
+        cfg.global = split_lines("nbthread 1; tune.bufsize 32768");
+        cfg.defaults = split_lines("option splice-auto");
+        let text = render(&cfg);
+        let global = text.find("\nglobal").unwrap();
+        let defaults = text.find("\ndefaults").unwrap();
+        let frontend = text.find("\nfrontend").unwrap();
+        let at = |line: &str| text.find(line).unwrap_or_else(|| panic!("{line} missing"));
+        assert!((global..defaults).contains(&at("    nbthread 1\n")));
+        assert!((global..defaults).contains(&at("    tune.bufsize 32768\n")));
+        assert!((defaults..frontend).contains(&at("    option splice-auto\n")));
     }
 
     #[test]

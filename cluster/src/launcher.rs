@@ -274,6 +274,8 @@ impl Cluster {
             maxconn: haproxy::DEFAULT_MAXCONN,
             edges: servers(Role::Edge),
             apis: servers(Role::Api),
+            global: self.opts.haproxy_global.clone(),
+            defaults: self.opts.haproxy_defaults.clone(),
         }
     }
 

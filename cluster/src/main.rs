@@ -60,6 +60,8 @@ fn main() -> anyhow::Result<()> {
                 maxconn,
                 edges: haproxy::parse_servers(&edges, "edge"),
                 apis: haproxy::parse_servers(&apis, "api"),
+                global: Vec::new(),
+                defaults: Vec::new(),
             });
             match out {
                 Some(path) => std::fs::write(path, text)?,

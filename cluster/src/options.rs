@@ -39,6 +39,10 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Print a line per process as it becomes ready.
     pub announce: bool,
+    /// Extra `global` lines of HAProxy's configuration (`HAPROXY_GLOBAL`, `;`-separated).
+    pub haproxy_global: Vec<String>,
+    /// Extra `defaults` lines (`HAPROXY_DEFAULTS`).
+    pub haproxy_defaults: Vec<String>,
 }
 
 impl Options {
@@ -61,6 +65,8 @@ impl Options {
             allowed_origins: None,
             env: Vec::new(),
             announce: false,
+            haproxy_global: Vec::new(),
+            haproxy_defaults: Vec::new(),
         }
     }
 
@@ -99,6 +105,9 @@ impl Options {
         o.redis_url = var("REDIS_URL");
         o.jwt_secret = var("JWT_SECRET");
         o.allowed_origins = var("ALLOWED_ORIGINS");
+        o.haproxy_global = crate::haproxy::split_lines(&var("HAPROXY_GLOBAL").unwrap_or_default());
+        o.haproxy_defaults =
+            crate::haproxy::split_lines(&var("HAPROXY_DEFAULTS").unwrap_or_default());
         o.announce = true;
         if o.edges == 0 || o.apis == 0 {
             anyhow::bail!("EDGES and APIS must be at least 1");
