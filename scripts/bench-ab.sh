@@ -63,7 +63,7 @@ run_one() { # side round
   name="$LABEL-$side$round"
   data=$(mktemp -d /tmp/bench-data.XXXXXX); chmod 711 "$data"
   (
-    eval "export ${CLUSTER_ENV:-} $cenv"
+    if [[ -n "${CLUSTER_ENV:-}$cenv" ]]; then eval "export ${CLUSTER_ENV:-} $cenv"; fi
     exec env DATA_DIR="$data" HTTP_PORT="$PORT_BASE" PG_PORT=$((PORT_BASE + 1)) \
       REDIS_PORT=$((PORT_BASE + 2)) API_PORT=$((PORT_BASE + 10)) EDGE_PORT=$((PORT_BASE + 20)) \
       EDGES="$EDGES" ARGON2_MEMORY_KIB=1024 LOGIN_ATTEMPTS=1000000 SEND_RATE_PER_SEC=1000000 \
