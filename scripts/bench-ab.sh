@@ -41,10 +41,10 @@ stop_cluster() {
 trap 'stop_cluster; exit 130' INT TERM
 trap stop_cluster EXIT
 
-# Waits (at most 60 s) until the machine is nearly idle, so one run's tail is not the next
+# Waits (at most QUIET_MAX s, 60) until the machine is nearly idle, so one run's tail is not the next
 # one's noise.
 quiet() {
-  for _ in $(seq 1 60); do
+  for _ in $(seq 1 "${QUIET_MAX:-60}"); do
     local a b
     a=$(awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
     sleep 1

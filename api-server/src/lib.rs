@@ -121,6 +121,9 @@ async fn connect_redis(url: &str) -> anyhow::Result<fred::clients::Client> {
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(2);
             c.internal_command_timeout = Duration::from_secs(2);
+            // No Nagle: a publish written while the previous one is unacknowledged goes out
+            // at once.
+            c.tcp.nodelay = Some(true);
         })
         .with_performance_config(|p| {
             p.default_command_timeout = Duration::from_secs(2);

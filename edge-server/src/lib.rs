@@ -25,7 +25,9 @@ use std::time::Duration;
 use anyhow::Context;
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::ClientLike;
-use fred::types::config::{Config as RedisConfig, PerformanceConfig, ReconnectPolicy};
+use fred::types::config::{
+    Config as RedisConfig, ConnectionConfig, PerformanceConfig, ReconnectPolicy, TcpConfig,
+};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use shared::bus::Bus;
@@ -55,8 +57,18 @@ fn redis_perf() -> PerformanceConfig {
 async fn connect_redis(url: &str) -> anyhow::Result<(Client, SubscriberClient)> {
     let cfg = RedisConfig::from_url(url).context("parse REDIS_URL")?;
     let policy = || Some(ReconnectPolicy::new_constant(0, 100));
-    let client = Client::new(cfg.clone(), Some(redis_perf()), None, policy());
-    let sub = SubscriberClient::new(cfg, Some(redis_perf()), None, policy());
+    // No Nagle: a publish written while the previous one is unacknowledged goes out at once.
+    let conn = || {
+        Some(ConnectionConfig {
+            tcp: TcpConfig {
+                nodelay: Some(true),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    };
+    let client = Client::new(cfg.clone(), Some(redis_perf()), conn(), policy());
+    let sub = SubscriberClient::new(cfg, Some(redis_perf()), conn(), policy());
     for c in [&client, &sub.to_client()] {
         drop(c.connect());
     }
