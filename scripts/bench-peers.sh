@@ -191,44 +191,59 @@ for ((i = 0; i < 300; i++)); do
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$PEER_PORT/health" || die "the peer is not healthy after 30 s"
 # HAProxy may run more than one process (master/worker): count all of its pids.
-PEER_HAPROXY_PIDS="$PEER_HAPROXY_PID $(pgrep -P "$PEER_HAPROXY_PID" | tr '\n' ' ')"
-HAPROXY_PIDS="$HAPROXY_PID $(pgrep -P "$HAPROXY_PID" | tr '\n' ' ')"
+PEER_HAPROXY_PIDS="$PEER_HAPROXY_PID $( (pgrep -P "$PEER_HAPROXY_PID" || true) | tr '\n' ' ')"
+HAPROXY_PIDS="$HAPROXY_PID $( (pgrep -P "$HAPROXY_PID" || true) | tr '\n' ' ')"
 
 # --- CPU accounting -------------------------------------------------------------------------
-# utime+stime of a pid in clock ticks (with `all`: plus its reaped children's).
-ticks() {
+# Without forks (one pgrep aside), so a snapshot takes milliseconds even on a busy machine.
+# TICKS += utime+stime of a pid in clock ticks (with `all`: plus its reaped children's).
+add_ticks() {
   local s f
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
   s=${s##*) }
   read -r -a f <<<"$s"
-  if [ "${2:-}" = all ]; then
-    echo $((f[11] + f[12] + f[13] + f[14]))
-  else
-    echo $((f[11] + f[12]))
-  fi
+  TICKS=$((TICKS + f[11] + f[12]))
+  if [ "${2:-}" = all ]; then TICKS=$((TICKS + f[13] + f[14])); fi
+  return 0
 }
-sum_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(ticks "$p"))); done; echo "$t"; }
-pg_ticks() { # the postmaster, its reaped backends, its live backends
-  local t c
-  t=$(ticks "$PG_PID" all)
-  for c in $(pgrep -P "$PG_PID"); do t=$((t + $(ticks "$c"))); done
-  echo "$t"
+group_ticks() { # pids... -> TICKS
+  local p
+  TICKS=0
+  for p in "$@"; do add_ticks "$p"; done
 }
-busy_ticks() { # the machine: user nice system irq softirq steal
+BUSY=0
+busy_ticks() { # the machine: user nice system irq softirq steal -> BUSY
   local cpu u n s idle io irq sirq steal rest
   read -r cpu u n s idle io irq sirq steal rest </proc/stat
-  echo $((u + n + s + irq + sirq + steal))
+  BUSY=$((u + n + s + irq + sirq + steal))
 }
-snapshot() { # side -> "group:ticks,..."
-  local out="postgres:$(pg_ticks),redis:$(ticks "$REDIS_PID")"
+SNAP=""
+snapshot() { # side -> SNAP="group:ticks,..."
+  local c
+  # PostgreSQL: the postmaster, its reaped backends, its live backends.
+  TICKS=0
+  add_ticks "$PG_PID" all
+  for c in $(pgrep -P "$PG_PID" || true); do add_ticks "$c"; done
+  SNAP="postgres:$TICKS"
+  group_ticks "$REDIS_PID"
+  SNAP+=",redis:$TICKS"
   if [ "$1" = ours ]; then
     # shellcheck disable=SC2086
-    out+=",edges:$(sum_ticks $EDGE_PIDS),haproxy:$(sum_ticks $HAPROXY_PIDS),api:$(sum_ticks $API_PIDS)"
-  else
+    group_ticks $EDGE_PIDS
+    SNAP+=",edges:$TICKS"
     # shellcheck disable=SC2086
-    out+=",node:$(sum_ticks "${NODE_PIDS[@]}"),haproxy:$(sum_ticks $PEER_HAPROXY_PIDS)"
+    group_ticks $HAPROXY_PIDS
+    SNAP+=",haproxy:$TICKS"
+    # shellcheck disable=SC2086
+    group_ticks $API_PIDS
+    SNAP+=",api:$TICKS"
+  else
+    group_ticks "${NODE_PIDS[@]}"
+    SNAP+=",node:$TICKS"
+    # shellcheck disable=SC2086
+    group_ticks $PEER_HAPROXY_PIDS
+    SNAP+=",haproxy:$TICKS"
   fi
-  echo "$out"
 }
 diff_snapshots() { # before after -> "group:delta,..."
   local -A b
@@ -274,9 +289,11 @@ run() {
   t0=$(date +%s.%N)
   for ((i = 0; i < RUN_LIMIT * 10; i++)); do
     if grep -q 'sending for' "$err" 2>/dev/null; then
-      before=$(snapshot "$side")
-      busy0=$(busy_ticks)
       t0=$(date +%s.%N)
+      snapshot "$side"
+      before=$SNAP
+      busy_ticks
+      busy0=$BUSY
       break
     fi
     kill -0 "$LT_PID" 2>/dev/null || break
@@ -286,8 +303,10 @@ run() {
   wait "$LT_PID" || code=$?
   LT_PID=""
   local after busy1 t1
-  after=$(snapshot "$side")
-  busy1=$(busy_ticks)
+  snapshot "$side"
+  after=$SNAP
+  busy_ticks
+  busy1=$BUSY
   t1=$(date +%s.%N)
   if [ -z "$before" ]; then
     say "  (the run never reached its send phase; see $err)"

@@ -84,8 +84,13 @@ async fn start_peer(dir: &Path, work: &Path) -> (Peer, u16) {
     let log = work.join("peer.log");
     let file = std::fs::File::create(&log).unwrap();
     let mut cmd = Command::new("node");
+    // One PostgreSQL connection: the peer emits each message when it learns of its commit, so
+    // two overlapping transactions of one channel may be emitted out of seq order on a busy
+    // machine (BENCHMARKS.md, "Peer"). Serialized, they cannot; this test checks the loadtest's
+    // Socket.IO path, not that property of the peer.
     cmd.arg("server.js")
         .env("PORT", port.to_string())
+        .env("PG_POOL_MAX", "1")
         .env("DATABASE_URL", &db_url)
         .env("REDIS_URL", testkit::redis_url())
         .current_dir(dir)
