@@ -118,8 +118,8 @@ function table(path) {
       'outside these processes (the load generator, the kernel, anything else).',
   );
   out.push('');
-  out.push(`| workload | side | ${groups.join(' | ')} | servers | rest | window s |`);
-  out.push(`|---|---|${groups.map(() => '---').join('|')}|---|---|---|`);
+  out.push(`| workload | side | ${groups.join(' | ')} | servers | rest | window s | busy CPU-s, each run |`);
+  out.push(`|---|---|${groups.map(() => '---').join('|')}|---|---|---|---|`);
   for (const key of workloads) {
     for (const s of ['ours', 'peer']) {
       const rs = runs.filter((r) => r.key === key && r.side === s);
@@ -135,9 +135,30 @@ function table(path) {
       const total = median(rs.map((r) => per(r, servers(r))));
       const rest = median(rs.map((r) => per(r, Math.max(0, r.busy - servers(r)))));
       out.push(
-        `| ${key} | ${s} | ${cells.join(' | ')} | ${fmt(total, 2)} | ${fmt(rest, 2)} | ${fmt(median(rs.map((r) => r.window)), 1)} |`,
+        `| ${key} | ${s} | ${cells.join(' | ')} | ${fmt(total, 2)} | ${fmt(rest, 2)} | ${fmt(median(rs.map((r) => r.window)), 1)} | ${rs.map((r) => fmt(r.busy, 1)).join(' / ')} |`,
       );
     }
+  }
+
+  // Every run, in the order it ran.
+  out.push('');
+  out.push(
+    'Each run: acked sends/s (durable) or deliveries/s (fanout); latencies in ms; the machine\'s ' +
+      'busy CPU-seconds over the window (2 cores: at most twice the window).',
+  );
+  out.push('');
+  out.push('| round | side | workload | exit | per s | deliver p50 / p99 | ack p50 / p99 | lost / dup / ooo | busy CPU-s |');
+  out.push('|---|---|---|---|---|---|---|---|---|');
+  for (const r of runs) {
+    const x = r.report;
+    const d = x.deliveries;
+    const rate = r.key === 'durable' ? x.sends.acked_per_sec : x.deliveries_per_sec;
+    out.push(
+      `| ${r.round} | ${r.side} | ${r.key} | ${r.exit} | ${fmt(rate)} | ` +
+        `${fmt(x.latency.p50_ms, 1)} / ${fmt(x.latency.p99_ms, 1)} | ` +
+        `${fmt(x.ack_latency.p50_ms, 1)} / ${fmt(x.ack_latency.p99_ms, 1)} | ` +
+        `${d.lost} / ${d.duplicated} / ${d.out_of_order} | ${fmt(r.busy, 1)} |`,
+    );
   }
   return out.join('\n');
 }
