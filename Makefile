@@ -1,5 +1,5 @@
-# The two commands of the README, `make run` and `make test`, and `make loadtest` against the
-# cluster `make run` started.
+# The two commands of the README, `make run` and `make test`, `make loadtest` against the
+# cluster `make run` started, and `make bench-peers` (this cluster and a Socket.IO peer side by side).
 SHELL := /bin/bash
 CARGO ?= cargo
 # Where cargo puts what it builds: $CARGO_TARGET_DIR when set (in the environment or on the
@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 RELEASE := $(TARGET_DIR)/release
 
-.PHONY: run test deps build fmt lint unit loadtest
+.PHONY: run test deps build fmt lint unit loadtest bench-peers
 
 ## run: install what is missing, build release, start the whole cluster in the foreground
 run: deps build
@@ -22,6 +22,12 @@ test: deps fmt lint unit
 loadtest:
 	@test -x $(RELEASE)/loadtest || { echo "$(RELEASE)/loadtest is missing: run 'make build' (or 'make run') first, with the same CARGO_TARGET_DIR" >&2; exit 1; }
 	$(RELEASE)/loadtest $(ARGS)
+
+## bench-peers: this cluster and the Socket.IO peer (bench/peers/socketio) side by side under the
+## same loadtest, interleaved; prints the medians and their ratios (needs node and npm). Settings
+## by environment: ROUNDS, RATES, DURATION, ... (see scripts/bench-peers.sh).
+bench-peers: deps
+	CARGO="$(CARGO)" ./scripts/bench-peers.sh
 
 deps:
 	@./scripts/install-deps.sh

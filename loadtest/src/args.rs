@@ -18,6 +18,17 @@ pub enum Scenario {
     Durable,
 }
 
+/// What the sockets speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// This project's WebSocket protocol (SPEC section 4), after a REST setup.
+    Chat,
+    /// Socket.IO 4 over WebSocket (Engine.IO v4), against the benchmark's peer
+    /// (bench/peers/socketio): no REST setup, synthetic user and channel ids.
+    Socketio,
+}
+
 /// `loadtest`: drives a deployment through HTTP + WebSocket (SPEC 3-4) and checks every delivery.
 #[derive(Debug, Clone, Parser)]
 #[command(version, about)]
@@ -27,6 +38,10 @@ pub struct Args {
     pub target: String,
     #[arg(long, value_enum, default_value = "chat")]
     pub scenario: Scenario,
+    /// `socketio`: Socket.IO 4 over WebSocket against the peer of bench/peers/socketio (no REST
+    /// setup; users and channels are fresh synthetic ids; no `--resume`).
+    #[arg(long, value_enum, default_value = "chat")]
+    pub protocol: Protocol,
     /// Users to register [default: chat 200, fanout 100, connect 50, durable 100].
     #[arg(long)]
     pub users: Option<usize>,
@@ -153,8 +168,12 @@ impl Args {
 
     /// WebSocket URLs to spread sockets over (without the token).
     pub fn ws_urls(&self) -> Vec<String> {
+        let path = match self.protocol {
+            Protocol::Chat => "/ws",
+            Protocol::Socketio => crate::socketio::packet::WS_PATH,
+        };
         if !self.ws_targets.is_empty() {
-            return self.ws_targets.iter().map(|u| ws_path(u)).collect();
+            return self.ws_targets.iter().map(|u| ws_path(u, path)).collect();
         }
         let base = self.target.trim_end_matches('/');
         let base = base
@@ -162,17 +181,17 @@ impl Args {
             .map(|r| format!("wss://{r}"))
             .or_else(|| base.strip_prefix("http://").map(|r| format!("ws://{r}")))
             .unwrap_or_else(|| base.to_owned());
-        vec![format!("{base}/ws")]
+        vec![format!("{base}{path}")]
     }
 }
 
-/// `ws://host:port` becomes `ws://host:port/ws`; a URL with a path is kept.
-fn ws_path(url: &str) -> String {
+/// `ws://host:port` becomes `ws://host:port{path}`; a URL with a path is kept.
+fn ws_path(url: &str, path: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     if rest.contains('/') {
         url.to_owned()
     } else {
-        format!("{url}/ws")
+        format!("{url}{path}")
     }
 }
 

@@ -31,6 +31,9 @@ const WRITE_BATCH: usize = 64;
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub index: usize,
+    /// The user this socket belongs to (the chat protocol names it by the token in the URL;
+    /// `--protocol socketio` passes it in the connect packet's auth).
+    pub user_id: i64,
     /// Full WebSocket URLs, token included: the first for the first connection, the next ones
     /// in turn for reconnects (so `--resume` moves off a dead edge).
     pub urls: Vec<String>,

@@ -11,6 +11,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod setup;
+pub mod socketio;
 pub mod state;
 pub mod stats;
 

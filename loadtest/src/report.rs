@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::{
     accounting::Tally,
-    args::{Scenario, Shape},
+    args::{Protocol, Scenario, Shape},
     edges::Memory,
     stats::{Percentiles, Second},
 };
@@ -50,6 +50,7 @@ pub struct Sends {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub scenario: Scenario,
+    pub protocol: Protocol,
     pub target: String,
     pub ws_urls: Vec<String>,
     pub run_prefix: String,
@@ -115,9 +116,13 @@ impl Report {
                 p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms, p.count
             )
         };
+        let over = match self.protocol {
+            Protocol::Chat => "",
+            Protocol::Socketio => " over Socket.IO",
+        };
         let _ = writeln!(
             s,
-            "loadtest {:?} against {} (run {})",
+            "loadtest {:?}{over} against {} (run {})",
             self.scenario, self.target, self.run_prefix
         );
         row(

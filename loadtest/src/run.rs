@@ -15,11 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     accounting::{tally_tracks, Acked, Tally},
-    args::{Args, Scenario},
+    args::{Args, Protocol, Scenario},
     conn::{self, Cmd, Outcome},
     edges, progress,
     report::{Connections, Report, Sends},
-    setup,
+    setup, socketio,
     state::Shared,
     stats::{Counters, Latency, Percentiles},
 };
@@ -37,7 +37,16 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         &bar,
         &format!("setup: {} users, {} channels", shape.users, shape.channels),
     );
-    let world = setup::build(args, &bar).await?;
+    let world = match args.protocol {
+        Protocol::Chat => setup::build(args, &bar).await?,
+        Protocol::Socketio => {
+            anyhow::ensure!(
+                !args.resume,
+                "--resume: the Socket.IO peer has no resume (--protocol socketio)"
+            );
+            socketio::world(args)
+        }
+    };
 
     let shared = Arc::new(Shared {
         counters: Counters::default(),
@@ -73,7 +82,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
         let live = Arc::new(AtomicBool::new(false));
         handles.push((tx, live.clone()));
-        tasks.spawn(conn::run(plan, shared.clone(), rx, live, permit));
+        match args.protocol {
+            Protocol::Chat => tasks.spawn(conn::run(plan, shared.clone(), rx, live, permit)),
+            Protocol::Socketio => {
+                tasks.spawn(socketio::conn::run(plan, shared.clone(), rx, live, permit))
+            }
+        };
         bar.set_position(Counters::get(&shared.counters.connected));
     }
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -188,6 +202,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let delivered_secs = (send_secs + args.grace.as_secs_f64()).max(1e-9);
     let mut report = Report {
         scenario: args.scenario,
+        protocol: args.protocol,
         target: args.target.clone(),
         ws_urls: args.ws_urls(),
         run_prefix: world.prefix.clone(),

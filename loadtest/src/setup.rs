@@ -74,15 +74,7 @@ pub async fn build(args: &Args, progress: &indicatif::ProgressBar) -> anyhow::Re
 
     let nch = shape.channels;
     progress.set_message(format!("creating {nch} channels"));
-    let mut members: Vec<Vec<usize>> = (0..nch).map(|c| vec![c % shape.users]).collect();
-    if nch > 0 {
-        for u in 0..shape.users {
-            let c = u % nch;
-            if members[c][0] != u {
-                members[c].push(u);
-            }
-        }
-    }
+    let members = memberships(shape.users, nch);
     let ids: Vec<i64> = stream::iter(0..nch)
         .map(|c| {
             let api = apis[c % apis.len()].clone();
@@ -113,13 +105,64 @@ pub async fn build(args: &Args, progress: &indicatif::ProgressBar) -> anyhow::Re
         .await?;
 
     let channels: Vec<(i64, Vec<usize>)> = ids.into_iter().zip(members).collect();
+    let urls = args.ws_urls();
+    let layout = plan_sockets(args, &channels, |i, u| {
+        let urls = (0..urls.len())
+            .map(|k| format!("{}?token={}", urls[(i + k) % urls.len()], sessions[u].token))
+            .collect();
+        (sessions[u].user.id, urls)
+    });
+    Ok(World {
+        prefix,
+        sessions,
+        channels,
+        plans: layout.plans,
+        channel_sockets: layout.channel_sockets,
+        senders: layout.senders,
+    })
+}
+
+/// Who is in which channel: channel `c` gets user `c % users` first (its creator), then every
+/// other user `u` with `u % channels == c`.
+pub fn memberships(users: usize, channels: usize) -> Vec<Vec<usize>> {
+    let users = users.max(1);
+    let mut members: Vec<Vec<usize>> = (0..channels).map(|c| vec![c % users]).collect();
+    if channels > 0 {
+        for u in 0..users {
+            let c = u % channels;
+            if members[c][0] != u {
+                members[c].push(u);
+            }
+        }
+    }
+    members
+}
+
+/// Every socket of a run and who it sends for, whatever the protocol.
+#[derive(Debug)]
+pub struct Layout {
+    pub plans: Vec<Plan>,
+    /// Sockets per channel id.
+    pub channel_sockets: HashMap<i64, u64>,
+    /// Socket indices of the members of each channel, in `channels` order.
+    pub senders: Vec<Vec<usize>>,
+}
+
+/// Plans every socket over `channels` (id and member users): socket `i` belongs to user
+/// `i / sockets_per_user` (`i % users` in the connect scenario), and `socket(i, user)` gives its
+/// user id and URLs.
+pub fn plan_sockets(
+    args: &Args,
+    channels: &[(i64, Vec<usize>)],
+    socket: impl Fn(usize, usize) -> (i64, Vec<String>),
+) -> Layout {
+    let shape = args.shape();
     let mut user_channels: Vec<Vec<i64>> = vec![Vec::new(); shape.users];
-    for (id, m) in &channels {
+    for (id, m) in channels {
         for &u in m {
             user_channels[u].push(*id);
         }
     }
-    let urls = args.ws_urls();
     let total = args.total_sockets();
     let mut plans = Vec::with_capacity(total);
     let mut user_sockets: Vec<Vec<usize>> = vec![Vec::new(); shape.users];
@@ -135,11 +178,11 @@ pub async fn build(args: &Args, progress: &indicatif::ProgressBar) -> anyhow::Re
             Scenario::Durable => chans.first().copied(),
             _ => None,
         };
+        let (user_id, urls) = socket(i, u);
         plans.push(Plan {
             index: i,
-            urls: (0..urls.len())
-                .map(|k| format!("{}?token={}", urls[(i + k) % urls.len()], sessions[u].token))
-                .collect(),
+            user_id,
+            urls,
             source: args.source_ips.map(|r| IpAddr::V4(r.nth(i))),
             channels: chans,
             auto,
@@ -148,7 +191,7 @@ pub async fn build(args: &Args, progress: &indicatif::ProgressBar) -> anyhow::Re
     let user_sockets = &user_sockets;
     let mut channel_sockets = HashMap::new();
     let mut senders = Vec::with_capacity(channels.len());
-    for (id, m) in &channels {
+    for (id, m) in channels {
         // Interleaved by user, so consecutive sends come from different users (rate limits).
         let most = m.iter().map(|&u| user_sockets[u].len()).max().unwrap_or(0);
         let socks: Vec<usize> = (0..most)
@@ -160,12 +203,9 @@ pub async fn build(args: &Args, progress: &indicatif::ProgressBar) -> anyhow::Re
         channel_sockets.insert(*id, socks.len() as u64);
         senders.push(socks);
     }
-    Ok(World {
-        prefix,
-        sessions,
-        channels,
+    Layout {
         plans,
         channel_sockets,
         senders,
-    })
+    }
 }
