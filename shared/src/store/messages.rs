@@ -1,6 +1,7 @@
-//! Sending and reading messages. A batch of sends is one transaction: channel rows are locked
-//! in id order, `seq` is assigned from `channels.last_seq` under that lock (gap-free, SPEC 5.2),
-//! and a `client_msg_id` already stored returns the original message (SPEC 5.3).
+//! Sending and reading messages. A batch of sends is one transaction (one call of the SQL
+//! function `send_messages`, migration 0003): channel rows are locked in id order, `seq` is
+//! assigned from `channels.last_seq` under that lock (gap-free, SPEC 5.2), and a
+//! `client_msg_id` already stored returns the original message (SPEC 5.3).
 
 use std::collections::HashMap;
 
@@ -73,11 +74,16 @@ impl Store {
     /// outcome per input, in input order. Either every `Stored` message is committed or the
     /// call fails and none is.
     ///
-    /// The whole batch is one call of the SQL function `send_messages` (migration 0002) in
+    /// The whole batch is one call of the SQL function `send_messages` (migration 0003) in
     /// autocommit mode: one round trip, and the rows arrive only after the commit (the reply
-    /// ends with ReadyForQuery, sent after the WAL flush). Channel rows are locked in id order,
-    /// seqs are assigned from `channels.last_seq` under that lock, and stored keys are read
-    /// after it.
+    /// ends with ReadyForQuery, sent after the WAL flush). Channel rows are locked in id order
+    /// and seqs are assigned from `channels.last_seq` under that lock, in input order. The
+    /// function checks channels and membership for the whole batch in one statement, inserts
+    /// the new rows in one more, and builds the reply from the inputs; a `client_msg_id`
+    /// already stored (or twice in the batch) is found by the insert itself (the unique index),
+    /// which then rolls back and lets migration 0002's per-input algorithm
+    /// (`send_messages_exact`) return the originals; it also decides batches with a bad
+    /// `reply_to`. A single message takes scalar statements with `ON CONFLICT DO NOTHING`.
     pub async fn send_batch(&self, batch: &[NewMessage]) -> Result<Vec<SendOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());

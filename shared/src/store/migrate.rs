@@ -12,6 +12,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "send_messages",
         include_str!("../../migrations/0002_send_messages.sql"),
     ),
+    (
+        3,
+        "send_messages_set_based",
+        include_str!("../../migrations/0003_send_messages_set_based.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`, shared by every process of the system.
