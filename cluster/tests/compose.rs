@@ -134,6 +134,8 @@ fn compose_haproxy_config_passes_haproxy_check() {
         maxconn: haproxy::DEFAULT_MAXCONN,
         edges: haproxy::parse_servers(&flag(&c, "--edges"), "edge"),
         apis: haproxy::parse_servers(&flag(&c, "--apis"), "api"),
+        global: Vec::new(),
+        defaults: Vec::new(),
     };
     let path = dir.join("haproxy.cfg");
     std::fs::write(&path, haproxy::render(&cfg)).unwrap();
