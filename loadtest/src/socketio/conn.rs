@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chat_client::Track;
+use chat_client::{ConnectError, Track};
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
     net::{TcpSocket, TcpStream},
@@ -23,7 +23,7 @@ use tokio::{
 use tokio_tungstenite::{
     client_async_with_config,
     tungstenite::{
-        self, client::IntoClientRequest, protocol::WebSocketConfig, Message as WsMessage, Utf8Bytes,
+        client::IntoClientRequest, protocol::WebSocketConfig, Message as WsMessage, Utf8Bytes,
     },
     WebSocketStream,
 };
@@ -47,19 +47,6 @@ const WRITE_BATCH: usize = 64;
 static ANOMALIES_SHOWN: AtomicU32 = AtomicU32::new(0);
 
 type Ws = WebSocketStream<TcpStream>;
-
-/// Why opening a socket failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("websocket: {0}")]
-    Ws(#[from] tungstenite::Error),
-    #[error("timed out")]
-    Timeout,
-    #[error("{0}")]
-    Protocol(String),
-}
 
 /// A send waiting for its ack.
 #[derive(Debug, Clone, Copy)]
