@@ -49,9 +49,7 @@ async fn a_batched_and_a_plain_client_get_the_same_events_in_the_same_order() {
     assert!(!plain.batched());
     // Carol's receive buffer is tiny and she does not read while alice sends: the edge's writes
     // block, her frames queue up, and once she reads they come several to a frame.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let stream = sock.connect(edge.addr).await.unwrap();
+    let stream = tiny_window(edge.addr).await;
     let (mut batched, _) =
         Connection::open_on(stream, &url(&carol), WebSocketConfig::default(), true)
             .await

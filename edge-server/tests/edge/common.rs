@@ -308,6 +308,14 @@ impl Client {
     }
 }
 
+/// A TCP connection to `addr` with a 4 KiB receive buffer: once the client stops reading, the
+/// edge's writes to it block almost at once.
+pub async fn tiny_window(addr: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(addr).await.unwrap()
+}
+
 /// Asserts the seqs are exactly `from..=to` in order.
 pub fn assert_seqs(msgs: &[Message], from: i64, to: i64) {
     let got: Vec<i64> = msgs.iter().map(|m| m.seq).collect();

@@ -223,9 +223,7 @@ async fn slow_consumers_do_not_slow_others_closed_with_4008() {
         })
         .await;
     // Carol's client never reads: a tiny receive buffer fills at once.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let stream = sock.connect(edge.addr).await.unwrap();
+    let stream = tiny_window(edge.addr).await;
     let url = format!("ws://{}/ws?token={}", edge.addr, env.token(&c));
     let (ws, _) =
         tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
