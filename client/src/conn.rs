@@ -146,6 +146,33 @@ pub struct Ready {
 /// frame (a JSON array, in order).
 pub const BATCH_PROTOCOL: &str = "chat.v1.batch";
 
+/// Opens a TCP connection (no Nagle) to `url`'s host and port, from `source` if given (an
+/// address of the same family is picked).
+pub async fn dial(url: &str, source: Option<IpAddr>) -> Result<TcpStream, ConnectError> {
+    let req = url.into_client_request()?;
+    let host = req.uri().host().unwrap_or("127.0.0.1").to_owned();
+    let port = req.uri().port_u16().unwrap_or(80);
+    let v6 = source.is_some_and(|ip| ip.is_ipv6());
+    let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .find(|a| a.is_ipv6() == v6)
+        .ok_or_else(|| {
+            let family = if v6 { "IPv6" } else { "IPv4" };
+            ConnectError::Protocol(format!("no {family} address for {host}"))
+        })?;
+    let sock = if v6 {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
+    if let Some(ip) = source {
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = sock.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// One open socket, past its `ready`.
 #[derive(Debug)]
 pub struct Connection {
@@ -168,26 +195,7 @@ impl Connection {
         config: WebSocketConfig,
         batch: bool,
     ) -> Result<(Connection, Ready), ConnectError> {
-        let req = url.into_client_request()?;
-        let host = req.uri().host().unwrap_or("127.0.0.1").to_owned();
-        let port = req.uri().port_u16().unwrap_or(80);
-        let v6 = source.is_some_and(|ip| ip.is_ipv6());
-        let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
-            .await?
-            .find(|a| a.is_ipv6() == v6)
-            .ok_or_else(|| {
-                let family = if v6 { "IPv6" } else { "IPv4" };
-                ConnectError::Protocol(format!("no {family} address for {host}"))
-            })?;
-        let sock = if v6 {
-            TcpSocket::new_v6()?
-        } else {
-            TcpSocket::new_v4()?
-        };
-        if let Some(ip) = source {
-            sock.bind(SocketAddr::new(ip, 0))?;
-        }
-        let stream = sock.connect(addr).await?;
+        let stream = dial(url, source).await?;
         Connection::open_on(stream, url, config, batch).await
     }
 

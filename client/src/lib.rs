@@ -18,7 +18,9 @@ pub mod track;
 
 pub use backoff::Backoff;
 pub use client::{Client, Event, Options};
-pub use conn::{ConnectError, Connection, Disconnect, Next, Ready, RecvError, BATCH_PROTOCOL};
+pub use conn::{
+    dial, ConnectError, Connection, Disconnect, Next, Ready, RecvError, BATCH_PROTOCOL,
+};
 pub use frames::Incoming;
 pub use outbox::{Outbox, Refusal};
 pub use seqs::Seqs;

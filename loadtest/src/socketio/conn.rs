@@ -6,7 +6,6 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
     sync::{
         atomic::{AtomicBool, AtomicU32, Ordering},
         Arc,
@@ -17,14 +16,12 @@ use std::{
 use chat_client::{ConnectError, Track};
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
-    net::{TcpSocket, TcpStream},
+    net::TcpStream,
     sync::{mpsc, OwnedSemaphorePermit},
 };
 use tokio_tungstenite::{
     client_async_with_config,
-    tungstenite::{
-        client::IntoClientRequest, protocol::WebSocketConfig, Message as WsMessage, Utf8Bytes,
-    },
+    tungstenite::{protocol::WebSocketConfig, Message as WsMessage, Utf8Bytes},
     WebSocketStream,
 };
 
@@ -108,29 +105,6 @@ fn ws_config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
-/// Opens a TCP connection to `url`'s host from `source` if given.
-async fn tcp(url: &str, source: Option<IpAddr>) -> Result<TcpStream, ConnectError> {
-    let req = url.into_client_request()?;
-    let host = req.uri().host().unwrap_or("127.0.0.1").to_owned();
-    let port = req.uri().port_u16().unwrap_or(80);
-    let v6 = source.is_some_and(|ip| ip.is_ipv6());
-    let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
-        .await?
-        .find(|a| a.is_ipv6() == v6)
-        .ok_or_else(|| ConnectError::Protocol(format!("no address for {host}")))?;
-    let sock = if v6 {
-        TcpSocket::new_v6()?
-    } else {
-        TcpSocket::new_v4()?
-    };
-    if let Some(ip) = source {
-        sock.bind(SocketAddr::new(ip, 0))?;
-    }
-    let stream = sock.connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
 /// The next text frame; a close or the end of the stream is an error here.
 async fn next_text(ws: &mut Ws) -> Result<Utf8Bytes, ConnectError> {
     loop {
@@ -180,7 +154,7 @@ impl Socket {
             .urls
             .first()
             .ok_or_else(|| ConnectError::Protocol("no URL".into()))?;
-        let stream = tcp(url, self.plan.source).await?;
+        let stream = chat_client::dial(url, self.plan.source).await?;
         let (mut ws, _) = client_async_with_config(url.as_str(), stream, Some(ws_config())).await?;
         let first = next_text(&mut ws).await?;
         match packet::decode(&first) {
