@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fred::interfaces::ClientLike;
-use fred::types::config::ReconnectPolicy;
 use shared::auth::JwtKeys;
 use shared::bus::Bus;
 use shared::chat::Chat;
@@ -116,26 +115,12 @@ async fn migrate(store: &Store, shutdown: &CancellationToken) -> anyhow::Result<
 /// A Redis client that reconnects by itself forever. Start-up does not wait for Redis longer
 /// than a few seconds: `/health` reports it, and publishes resume once it is back.
 async fn connect_redis(url: &str) -> anyhow::Result<fred::clients::Client> {
-    let cfg = fred::types::config::Config::from_url(url).context("parse REDIS_URL")?;
-    let client = fred::types::Builder::from_config(cfg)
-        .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_secs(2);
-            c.internal_command_timeout = Duration::from_secs(2);
-            // No Nagle: a publish written while the previous one is unacknowledged goes out
-            // at once.
-            c.tcp.nodelay = Some(true);
-        })
-        .with_performance_config(|p| {
-            p.default_command_timeout = Duration::from_secs(2);
-        })
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-        .build()
-        .context("build Redis client")?;
-    client.connect();
-    match tokio::time::timeout(Duration::from_secs(5), client.wait_for_connect()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "Redis not reachable yet; will keep trying"),
-        Err(_) => tracing::warn!("Redis not reachable yet; will keep trying"),
+    let client = shared::redis::RedisSettings::parse(url)?.client();
+    if let Err(e) = shared::redis::connect(&[&client], Duration::from_secs(5)).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "Redis not reachable yet; will keep trying"
+        );
     }
     Ok(client)
 }

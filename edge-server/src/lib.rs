@@ -22,16 +22,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::ClientLike;
-use fred::types::config::{
-    Config as RedisConfig, ConnectionConfig, PerformanceConfig, ReconnectPolicy, TcpConfig,
-};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use shared::bus::Bus;
 use shared::chat::Chat;
+use shared::redis::RedisSettings;
 use shared::store::{GroupCommitConfig, Store};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -46,39 +43,11 @@ use metrics::EdgeMetrics;
 /// How often histograms are drained into their buckets.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
-fn redis_perf() -> PerformanceConfig {
-    PerformanceConfig {
-        default_command_timeout: Duration::from_secs(3),
-        broadcast_channel_capacity: 1 << 16,
-        ..Default::default()
-    }
-}
-
+/// The edge's two Redis clients (commands, and the subscriber), connected within 10 s.
 async fn connect_redis(url: &str) -> anyhow::Result<(Client, SubscriberClient)> {
-    let cfg = RedisConfig::from_url(url).context("parse REDIS_URL")?;
-    let policy = || Some(ReconnectPolicy::new_constant(0, 100));
-    // No Nagle: a publish written while the previous one is unacknowledged goes out at once.
-    let conn = || {
-        Some(ConnectionConfig {
-            tcp: TcpConfig {
-                nodelay: Some(true),
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-    };
-    let client = Client::new(cfg.clone(), Some(redis_perf()), conn(), policy());
-    let sub = SubscriberClient::new(cfg, Some(redis_perf()), conn(), policy());
-    for c in [&client, &sub.to_client()] {
-        drop(c.connect());
-    }
-    tokio::time::timeout(Duration::from_secs(10), async {
-        client.wait_for_connect().await?;
-        sub.wait_for_connect().await
-    })
-    .await
-    .context("connect to Redis: timed out")?
-    .context("connect to Redis")?;
+    let settings = RedisSettings::parse(url)?;
+    let (client, sub) = (settings.client(), settings.subscriber());
+    shared::redis::connect(&[&client, &sub.to_client()], Duration::from_secs(10)).await?;
     Ok((client, sub))
 }
 

@@ -1,6 +1,7 @@
 //! The typed event bus over Redis pub/sub. Outbound: [`Bus::publish`] takes a [`Topic`] and a
 //! [`ServerFrame`], encodes it once, and queues it for the one
-//! publisher task of the process, which sends what is queued in order as Redis pipelines.
+//! publisher task of the process, which sends what is queued in order as Redis pipelines
+//! (`SPUBLISH` for sharded topics on a Redis Cluster, `PUBLISH` otherwise).
 //! Inbound: [`Inbound::decode`] reads just what routing needs from a received payload; the
 //! payload bytes then go to sockets as they came.
 //!
@@ -14,7 +15,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use fred::clients::Client;
-use fred::interfaces::PubsubInterface;
+use fred::interfaces::{ClientLike, PubsubInterface};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use metrics::Counter;
 use serde::Deserialize;
@@ -78,6 +79,7 @@ async fn publisher(
     failures: Counter,
     shutdown: CancellationToken,
 ) {
+    let sharded = redis.is_clustered();
     let mut batch: Vec<(Topic, String)> = Vec::with_capacity(PUBLISH_BATCH);
     let mut in_flight: FuturesOrdered<Answer> = FuturesOrdered::new();
     let mut open = true;
@@ -98,8 +100,14 @@ async fn publisher(
                 let pipe = redis.pipeline();
                 let mut queued = true;
                 for (topic, payload) in batch.drain(..) {
-                    // Buffered in the pipeline; sent by `all` below.
-                    queued &= pipe.publish::<(), _, _>(topic.name(), payload).await.is_ok();
+                    // Buffered in the pipeline; sent by `all` below. On a cluster a sharded
+                    // topic goes to the shard owning its slot.
+                    queued &= if sharded && topic.sharded() {
+                        pipe.spublish::<(), _, _>(topic.name(), payload).await
+                    } else {
+                        pipe.publish::<(), _, _>(topic.name(), payload).await
+                    }
+                    .is_ok();
                 }
                 let mut answer: Answer = Box::pin(async move {
                     let r = tokio::time::timeout(PUBLISH_TIMEOUT, pipe.all::<Vec<i64>>()).await;

@@ -1,5 +1,5 @@
 //! Code shared by the edge, the api-server, the load test and the tests: the wire protocol,
-//! input validation, JWT handling, the typed Redis event bus, the PostgreSQL store, rate limits,
+//! input validation, JWT handling, Redis connections and the typed event bus over them, the PostgreSQL store, rate limits,
 //! metrics, and the chat operations both servers run.
 
 pub mod auth;
@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod presence;
 pub mod protocol;
 pub mod ratelimit;
+pub mod redis;
 pub mod store;
 pub mod topics;
 pub mod validate;

@@ -1,10 +1,12 @@
 //! Cluster-wide presence (SPEC 5.6) kept in Redis with per-edge leases.
 //!
-//! Each edge keeps a hash `presence:edge:{edge}` of user id -> open sockets on that edge, and
-//! refreshes a lease key `presence:lease:{edge}` every [`LEASE_REFRESH`]. A user is online while
+//! Each edge keeps a hash `{presence}:edge:<edge>` of user id -> open sockets on that edge, and
+//! refreshes a lease key `{presence}:lease:<edge>` every [`LEASE_REFRESH`]. A user is online while
 //! some edge with a live lease counts a socket of theirs. When an edge dies its lease expires
 //! (after [`LEASE_TTL`]); the first live edge to notice claims the dead edge's hash with
-//! `SREM presence:edges`, deletes it, and announces those users offline.
+//! `SREM {presence}:edges`, deletes it, and announces those users offline.
+//! Every key carries the hash tag `{presence}`, so on a Redis Cluster they all live in one slot
+//! and the open/close step stays one atomic script.
 //! Changes are published on [`Topic::Presence`] as [`PresenceEvent`] JSON; every edge
 //! subscribes to it and forwards a `presence` frame to its sockets that share a channel.
 
@@ -20,7 +22,7 @@ use crate::protocol::PresenceStatus;
 use crate::topics::Topic;
 
 /// Set of edge ids that hold (or held) presence hashes.
-pub const EDGES_KEY: &str = "presence:edges";
+pub const EDGES_KEY: &str = "{presence}:edges";
 /// How long an edge's lease lives without a refresh.
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often a live edge refreshes its lease and sweeps dead edges.
@@ -36,9 +38,9 @@ pub struct PresenceEvent {
 }
 
 /// Prefix of an edge's hash of user id -> open sockets.
-const EDGE_PREFIX: &str = "presence:edge:";
+const EDGE_PREFIX: &str = "{presence}:edge:";
 /// Prefix of an edge's lease key.
-const LEASE_PREFIX: &str = "presence:lease:";
+const LEASE_PREFIX: &str = "{presence}:lease:";
 
 pub fn edge_key(edge: &str) -> String {
     format!("{EDGE_PREFIX}{edge}")

@@ -46,6 +46,14 @@ impl Topic {
     pub fn name(&self) -> String {
         self.to_string()
     }
+
+    /// Whether the topic goes through sharded pub/sub (`SPUBLISH` / `SSUBSCRIBE`) on a Redis
+    /// Cluster: channel and user topics do, spread over the shards by their names' slots.
+    /// `presence` stays classic: every edge listens to it, so a cluster-wide broadcast is what
+    /// it needs, and the presence script publishes it next to its keys.
+    pub fn sharded(&self) -> bool {
+        !matches!(self, Topic::Presence)
+    }
 }
 
 #[cfg(test)]

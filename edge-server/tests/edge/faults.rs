@@ -1,6 +1,7 @@
 //! Faults made to happen: Redis restarted, the subscriber connection killed, PostgreSQL
 //! stopped. Connected sockets keep every message, in order, once.
 
+use std::future::Future;
 use std::time::Duration;
 
 use shared::protocol::{ErrorCode, ServerFrame};
@@ -21,7 +22,23 @@ fn sender(mut s: Client, ch: i64, n: usize, pause: Duration) -> tokio::task::Joi
 
 async fn redis_fault(fault: impl FnOnce(&mut testkit::RedisServer)) {
     let mut redis = testkit::RedisServer::start().unwrap();
-    let env = Env::with(testkit::fresh_db().await.url, redis.url()).await;
+    let url = redis.url();
+    full_sequence_through(url, 60, |_| async move {
+        fault(&mut redis);
+        redis
+    })
+    .await;
+}
+
+/// Three sockets on two edges, `n` messages sent 20 ms apart in one channel; `fault(channel
+/// id)` runs 400 ms in (what it returns is kept until the end). Every socket gets all `n` once, in order, and live delivery
+/// works afterwards on both edges (they resubscribed by themselves).
+pub async fn full_sequence_through<T, F: Future<Output = T>>(
+    redis_url: String,
+    n: usize,
+    fault: impl FnOnce(i64) -> F,
+) {
+    let env = Env::with(testkit::fresh_db().await.url, redis_url).await;
     let (a, b, c) = (
         env.user("alice").await,
         env.user("bob").await,
@@ -32,14 +49,13 @@ async fn redis_fault(fault: impl FnOnce(&mut testkit::RedisServer)) {
     let mut rb = env.connect(&e1, &b).await;
     let mut rc = env.connect(&e2, &c).await;
     let sa = env.connect(&e1, &a).await;
-    const N: usize = 60;
-    let task = sender(sa, ch.id, N, Duration::from_millis(20));
+    let task = sender(sa, ch.id, n, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    fault(&mut redis);
+    let _kept = fault(ch.id).await;
     task.await.unwrap();
     for r in [&mut rb, &mut rc] {
-        let got = r.messages(ch.id, N).await;
-        assert_seqs(&got, 1, N as i64);
+        let got = r.messages(ch.id, n).await;
+        assert_seqs(&got, 1, n as i64);
         let extra = r.sync().await;
         assert!(
             extra
@@ -48,7 +64,6 @@ async fn redis_fault(fault: impl FnOnce(&mut testkit::RedisServer)) {
             "{extra:?}"
         );
     }
-    // The edges resubscribed by themselves: live delivery works again.
     let mut sa = env.connect(&e2, &a).await;
     let m = sa.send(ch.id, "after", "after").await;
     assert_eq!(rb.messages(ch.id, 1).await, vec![m.clone()]);

@@ -53,7 +53,11 @@ async fn pubsub_numsub_is_the_number_of_edges_with_a_member_online() {
 
 #[tokio::test]
 async fn membership_is_live_join_and_leave_reach_every_socket_of_the_user() {
-    let env = Env::new().await;
+    membership_is_live(Env::new().await).await;
+}
+
+/// A join and a leave reach every socket of the user on every edge, and its subscriptions.
+pub async fn membership_is_live(env: Env) {
     let (a, b) = (env.user("alice").await, env.user("bob").await);
     let ch = env.channel("general", &[&a]).await;
     let (e1, e2) = (env.edge().await, env.edge().await);
@@ -128,7 +132,12 @@ async fn membership_is_live_join_and_leave_reach_every_socket_of_the_user() {
 
 #[tokio::test]
 async fn presence_is_cluster_wide() {
-    let env = Env::new().await;
+    presence_across_edges(Env::new().await).await;
+}
+
+/// Online at a user's first socket in the cluster, offline at the last, whichever edges hold
+/// them.
+pub async fn presence_across_edges(env: Env) {
     let (a, b) = (env.user("alice").await, env.user("bob").await);
     env.channel("general", &[&a, &b]).await;
     let (e1, e2) = (env.edge().await, env.edge().await);
