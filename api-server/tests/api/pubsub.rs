@@ -24,14 +24,24 @@ pub struct Sub {
 
 impl Sub {
     pub async fn new(topics: &[String]) -> Self {
-        let config = Config::from_url(&testkit::redis_url()).unwrap();
+        Self::on(&testkit::redis_url(), topics).await
+    }
+
+    /// A subscriber on the Redis at `url`; on a Redis Cluster the topics are shard channels
+    /// (`SSUBSCRIBE`), as the edges subscribe them.
+    pub async fn on(url: &str, topics: &[String]) -> Self {
+        let config = Config::from_url(url).unwrap();
         let client = Builder::from_config(config)
             .build_subscriber_client()
             .unwrap();
         client.init().await.unwrap();
         let rx = client.message_rx();
         for t in topics {
-            client.subscribe(t.as_str()).await.unwrap();
+            if client.is_clustered() {
+                client.ssubscribe(t.as_str()).await.unwrap();
+            } else {
+                client.subscribe(t.as_str()).await.unwrap();
+            }
         }
         Sub { client, rx }
     }
@@ -187,4 +197,30 @@ async fn join_leave_and_direct_channels_publish_control_events() {
     );
     assert_eq!(app.dm(&at, bob).await.status, 200);
     assert_eq!(users.next().await, (ut_b.clone(), dm(0)));
+}
+
+#[tokio::test]
+async fn on_a_redis_cluster_channel_and_user_events_are_published_on_their_shards() {
+    let url = testkit::redis_cluster_url();
+    let app = TestApp::spawn_with(|c| c.redis_url = url.clone()).await;
+    let (bob, bt) = app.user("bob").await;
+    let (_, at) = app.user("alice").await;
+    let c = app.channel(&at, "general").await;
+    let (ct, ut) = (format!("channel-{c}"), format!("user-{bob}"));
+    let mut chan = Sub::on(&url, std::slice::from_ref(&ct)).await;
+    let mut user = Sub::on(&url, std::slice::from_ref(&ut)).await;
+    assert_eq!(app.join(&bt, c).await.status, 200);
+    let (t, frame) = user.next().await;
+    assert_eq!(t, ut);
+    assert!(matches!(frame, ServerFrame::ChannelAdded { channel } if channel.id == c));
+    let (t, frame) = chan.next().await;
+    assert_eq!(t, ct);
+    assert!(matches!(frame, ServerFrame::MemberJoined { user_id, .. } if user_id == bob));
+    app.say(&at, c, "over the shard").await;
+    let (t, frame) = chan.next().await;
+    assert_eq!(t, ct);
+    assert!(
+        matches!(&frame, ServerFrame::Message { message } if message.content == "over the shard"),
+        "{frame:?}"
+    );
 }
