@@ -45,11 +45,13 @@ fn read_reply(r: &mut impl BufRead, out: &mut String) -> anyhow::Result<()> {
         anyhow::bail!("connection closed before the reply");
     }
     let line = line.trim_end_matches(['\r', '\n']);
-    let (kind, rest) = line.split_at(line.len().min(1));
+    let mut chars = line.chars();
+    let kind = chars.next();
+    let rest = chars.as_str();
     match kind {
-        "+" | ":" => out.push_str(rest),
-        "-" => anyhow::bail!("redis error: {rest}"),
-        "$" => {
+        Some('+' | ':') => out.push_str(rest),
+        Some('-') => anyhow::bail!("redis error: {rest}"),
+        Some('$') => {
             let len: i64 = rest.parse().context("bulk length")?;
             if let Ok(len) = usize::try_from(len) {
                 let mut buf = vec![0u8; len + 2];
@@ -58,7 +60,7 @@ fn read_reply(r: &mut impl BufRead, out: &mut String) -> anyhow::Result<()> {
                 out.push_str(&String::from_utf8_lossy(&buf));
             }
         }
-        "*" => {
+        Some('*') => {
             let n: i64 = rest.parse().context("array length")?;
             for i in 0..n {
                 if i > 0 {
