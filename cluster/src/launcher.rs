@@ -1,6 +1,6 @@
 //! [`Cluster`]: starts PostgreSQL, Redis (one server or a Redis Cluster), the api-servers, the
-//! edges and HAProxy in that order, waits for each to be healthy, records them in `cluster.json`, and stops them in
-//! reverse (edges first, with SIGTERM so they drain).
+//! edges and HAProxy in that order, waits for each to be healthy, records them in
+//! `cluster.json`, and stops them in reverse (edges first, with SIGTERM so they drain).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -174,7 +174,10 @@ mod tests {
         assert!(with(3, 0).check_redis().is_ok());
         assert!(with(5, 1).check_redis().is_ok());
         for (shards, replicas) in [(1, 0), (2, 1), (3, 2), (0, 1)] {
-            assert!(with(shards, replicas).check_redis().is_err(), "{shards} {replicas}");
+            assert!(
+                with(shards, replicas).check_redis().is_err(),
+                "{shards} {replicas}"
+            );
         }
     }
 }

@@ -19,8 +19,8 @@ fn root(path: &str) -> String {
 
 /// The compose file with its `<<:` merge keys applied, as Docker Compose reads it.
 fn compose() -> Value {
-    let mut v: Value =
-        serde_yaml::from_str(&root("docker-compose.yml")).expect("docker-compose.yml is valid YAML");
+    let mut v: Value = serde_yaml::from_str(&root("docker-compose.yml"))
+        .expect("docker-compose.yml is valid YAML");
     v.apply_merge().expect("merge keys resolve");
     v
 }
@@ -221,16 +221,26 @@ fn compose_redis_cluster_profile_mirrors_redis_shards_3() {
             let value = i.and_then(|i| cmd.get(i + 1));
             assert_eq!(value, Some(&pair[1]), "{name}: {}", pair[0]);
         }
-        assert_eq!(cmd.len(), launcher.len() + 1 - 2 * (local_only.len()), "{cmd:?}");
+        assert_eq!(
+            cmd.len(),
+            launcher.len() + 1 - 2 * (local_only.len()),
+            "{cmd:?}"
+        );
     }
 
     let create = service(&c, "redis-cluster-create");
     let script = create["command"].as_sequence().unwrap().last().unwrap();
     let script = script.as_str().unwrap();
     assert!(script.contains("redis-cli --cluster create"), "{script}");
-    assert!(script.contains("--cluster-replicas 0 --cluster-yes"), "{script}");
+    assert!(
+        script.contains("--cluster-replicas 0 --cluster-yes"),
+        "{script}"
+    );
     for name in &nodes {
-        assert!(script.contains(&format!("$$(addr {name}):6379")), "{script}");
+        assert!(
+            script.contains(&format!("$$(addr {name}):6379")),
+            "{script}"
+        );
         assert_eq!(
             create["depends_on"][name.as_str()]["condition"].as_str(),
             Some("service_healthy")
@@ -239,13 +249,21 @@ fn compose_redis_cluster_profile_mirrors_redis_shards_3() {
 
     // The servers: REDIS_URL from the env file, and they wait for the cluster's creation.
     let file = env_file();
-    let get = |k: &str| file.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        file.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     assert_eq!(get("COMPOSE_PROFILES"), Some("redis-cluster"));
     let url = get("REDIS_URL").unwrap();
     let named: Vec<String> = nodes.iter().map(|n| format!("{n}:6379")).collect();
     assert_eq!(
         url,
-        format!("redis-cluster://{}?node={}", named[0], named[1..].join("&node="))
+        format!(
+            "redis-cluster://{}?node={}",
+            named[0],
+            named[1..].join("&node=")
+        )
     );
     for name in ["api", "edge-1", "edge-2"] {
         let svc = service(&c, name);

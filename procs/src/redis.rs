@@ -115,7 +115,10 @@ pub fn wait_cluster_ok(ports: &[u16], timeout: Duration) -> anyhow::Result<()> {
                 format!("{p}: {info}")
             })
             .collect();
-        format!("redis cluster not ok after {timeout:?} ({})", states.join(", "))
+        format!(
+            "redis cluster not ok after {timeout:?} ({})",
+            states.join(", ")
+        )
     })
 }
 

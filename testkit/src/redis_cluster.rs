@@ -40,10 +40,8 @@ impl RedisCluster {
     /// Starts `masters` masters (at least 3) with `replicas_per_master` replicas each, every
     /// node on a free port with its own dir, and waits until the cluster is `ok`.
     pub fn start(masters: usize, replicas_per_master: usize) -> anyhow::Result<Self> {
-        let root = std::env::temp_dir().join(format!(
-            "redis-cluster-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let root =
+            std::env::temp_dir().join(format!("redis-cluster-{}", uuid::Uuid::new_v4().simple()));
         let mut c = RedisCluster {
             nodes: Vec::new(),
             root,
@@ -243,7 +241,14 @@ mod tests {
             .next()
             .and_then(|p| p.parse().ok())
             .expect("port in the cluster URL");
-        for key in ["channel-5", "foo", "{user1000}.following", "a{}b", "{}x", "x{y"] {
+        for key in [
+            "channel-5",
+            "foo",
+            "{user1000}.following",
+            "a{}b",
+            "{}x",
+            "x{y",
+        ] {
             let real: u16 = redis::command(port, &["CLUSTER", "KEYSLOT", key])
                 .unwrap()
                 .parse()

@@ -22,18 +22,18 @@ fn killed_master_is_replaced_by_its_replica_and_rejoins_as_replica() {
     // A key written through the master of its slot is on that master.
     let slot = slot_of("channel-5");
     let master = c.master_for(slot).unwrap();
-    assert_eq!(
-        c.command(master, &["SET", "channel-5", "x"]).unwrap(),
-        "OK"
-    );
+    assert_eq!(c.command(master, &["SET", "channel-5", "x"]).unwrap(), "OK");
     let replica = c.replica_of(master).unwrap();
     let moved = c.command(replica, &["SET", "channel-5", "y"]).unwrap_err();
     assert!(format!("{moved:#}").contains("MOVED"), "{moved:#}");
 
     // Kill the master: its replica takes over the slot, the cluster is ok without it.
     c.kill(master).unwrap();
-    c.wait_master(replica, Duration::from_secs(10 + 5 * NODE_TIMEOUT_MS / 1000))
-        .unwrap();
+    c.wait_master(
+        replica,
+        Duration::from_secs(10 + 5 * NODE_TIMEOUT_MS / 1000),
+    )
+    .unwrap();
     c.wait_ok(Duration::from_secs(30)).unwrap();
     assert_eq!(c.master_for(slot).unwrap(), replica);
     assert!(!c.running().contains(&master));

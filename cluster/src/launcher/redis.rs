@@ -90,7 +90,9 @@ impl Cluster {
             std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
             match std::fs::remove_file(dir.join("nodes.conf")) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(anyhow::Error::from(e).context("remove old nodes.conf").into())
+                    return Err(anyhow::Error::from(e)
+                        .context("remove old nodes.conf")
+                        .into())
                 }
                 _ => {}
             }
@@ -112,7 +114,11 @@ impl Cluster {
         for n in &self.redis_nodes {
             let what = match &n.master {
                 Some(m) => format!("replica of {m} on 127.0.0.1:{}", n.port),
-                None => format!("master of slots {} on 127.0.0.1:{}", ranges(&n.slots), n.port),
+                None => format!(
+                    "master of slots {} on 127.0.0.1:{}",
+                    ranges(&n.slots),
+                    n.port
+                ),
             };
             self.announce(&n.id, &what);
         }
@@ -122,6 +128,7 @@ impl Cluster {
             &format!("cluster ok: {shards} masters, {replicas} replica(s) each: {url}"),
         );
         self.redis_mode = RedisMode::Cluster;
+        self.redis_url = url.clone();
         self.write_state()?;
         Ok(url)
     }

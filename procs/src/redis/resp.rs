@@ -1,7 +1,7 @@
 //! A minimal synchronous RESP2 client: one command per connection, the whole reply read
 //! (nested arrays included) and flattened to text.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -99,7 +99,9 @@ mod tests {
             Some("line1\r\nline2")
         );
         assert_eq!(
-            parse(b"*3\r\n$1\r\na\r\n:2\r\n*1\r\n+c\r\n").ok().as_deref(),
+            parse(b"*3\r\n$1\r\na\r\n:2\r\n*1\r\n+c\r\n")
+                .ok()
+                .as_deref(),
             Some("a\n2\nc")
         );
         let err = parse(b"-ERR nope\r\n").err().map(|e| e.to_string());
