@@ -5,6 +5,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use cluster::{Cluster, Options};
@@ -207,7 +208,7 @@ async fn postgres_starts_with_data_dir_inside_a_private_directory_of_root() {
         .stderr(std::process::Stdio::piped());
     // Dies with this test process, whatever happens to the test.
     let mut child = procs::spawn(cmd, procs::Group::Parent).unwrap();
-    let lines = ready_lines(&mut child);
+    let (lines, _rest) = ready_lines(&mut child);
     let said = format!(
         "[ready] postgres  chmod o+x {}, o+x {} (search bit only, so the postgres user can reach {})",
         private.display(),
@@ -230,16 +231,15 @@ async fn postgres_starts_with_data_dir_inside_a_private_directory_of_root() {
 }
 
 /// Reads `child`'s stdout lines until one starts with `[ready] haproxy` (everything is up);
-/// returns the lines so far. Panics with stdout and stderr when that takes too long.
-fn ready_lines(child: &mut std::process::Child) -> Vec<String> {
+/// returns the lines so far and the later ones (stdout is read to its end, so the launcher
+/// never writes into a closed pipe). Panics with stdout and stderr when that takes too long.
+fn ready_lines(child: &mut std::process::Child) -> (Vec<String>, Receiver<String>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let mut lines = Vec::new();
@@ -261,7 +261,7 @@ fn ready_lines(child: &mut std::process::Child) -> Vec<String> {
             }
         }
     }
-    lines
+    (lines, rx)
 }
 
 /// `REDIS_SHARDS=3 REDIS_REPLICAS=1 make run`: six Redis Cluster nodes on free ports (three
@@ -279,7 +279,7 @@ async fn redis_shards_start_a_redis_cluster_recorded_and_stopped_with_the_rest()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = procs::spawn(cmd, procs::Group::Parent).unwrap();
-    let lines = ready_lines(&mut child);
+    let (lines, rest) = ready_lines(&mut child);
     assert!(
         lines
             .iter()
@@ -336,6 +336,12 @@ async fn redis_shards_start_a_redis_cluster_recorded_and_stopped_with_the_rest()
     assert!(procs::wait_for_exit(&mut child, Duration::from_secs(60)).unwrap());
     wait_all_dead(&started).await;
     assert!(ports.iter().all(|p| !procs::redis::ping(*p)));
-    assert!(pids(&read_state(&dir)).is_empty());
+    let after = read_state(&dir);
+    assert!(pids(&after).is_empty(), "{after:#}");
+    let rest: Vec<String> = rest.iter().collect();
+    for i in 1..=6 {
+        let said = format!("[stop]  {:<9} stopped", format!("redis-{i}"));
+        assert!(rest.contains(&said), "{said:?} not in {rest:#?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
