@@ -9,7 +9,9 @@ RELEASE := $(TARGET_DIR)/release
 
 .PHONY: run test deps build fmt lint unit loadtest bench-peers
 
-## run: install what is missing, build release, start the whole cluster in the foreground
+## run: install what is missing, build release, start the whole cluster in the foreground;
+## settings in the environment or on the command line (make passes them on), e.g.
+## make run EDGES=4 REDIS_SHARDS=3 REDIS_REPLICAS=1
 run: deps build
 	$(RELEASE)/cluster run
 

@@ -1,6 +1,6 @@
-//! [`Cluster`]: starts PostgreSQL, Redis, the api-servers, the edges and HAProxy in that
-//! order, waits for each to be healthy, records them in `cluster.json`, and stops them in
-//! reverse (edges first, with SIGTERM so they drain).
+//! [`Cluster`]: starts PostgreSQL, Redis (one server or a Redis Cluster), the api-servers, the
+//! edges and HAProxy in that order, waits for each to be healthy, records them in
+//! `cluster.json`, and stops them in reverse (edges first, with SIGTERM so they drain).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,9 @@ use crate::options::Options;
 use crate::{probe, services, Error};
 
 mod control;
+mod redis;
+
+pub use redis::{RedisMode, RedisNode, NODE_TIMEOUT_MS as REDIS_NODE_TIMEOUT_MS};
 
 /// How long a process may take to become healthy.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -66,6 +69,9 @@ pub struct Cluster {
     opts: Options,
     database_url: String,
     redis_url: String,
+    redis_mode: RedisMode,
+    /// The Redis Cluster nodes the launcher started (cluster mode only).
+    redis_nodes: Vec<RedisNode>,
     jwt_secret: String,
     http_port: u16,
     socket: PathBuf,
@@ -80,6 +86,7 @@ impl Cluster {
         std::fs::create_dir_all(data_dir.join("logs"))
             .with_context(|| format!("create {}", data_dir.display()))?;
         let opts = Options { data_dir, ..opts };
+        opts.check_redis()?;
         for bin in ["api-server", "edge-server"] {
             let path = opts.bin_dir.join(bin);
             if !path.exists() {
@@ -93,6 +100,8 @@ impl Cluster {
         let mut c = Cluster {
             database_url: String::new(),
             redis_url: String::new(),
+            redis_mode: RedisMode::Single,
+            redis_nodes: Vec::new(),
             jwt_secret,
             http_port: fixed_or_free(opts.http_port)?,
             socket: opts.data_dir.join("haproxy.sock"),
@@ -142,23 +151,7 @@ impl Cluster {
                 url
             }
         };
-        self.redis_url = match self.opts.redis_url.clone() {
-            Some(url) => {
-                self.announce("redis", &format!("using {url}"));
-                url
-            }
-            None => {
-                let port = fixed_or_free(self.opts.redis_port)?;
-                let redis_dir = dir.join("redis");
-                std::fs::create_dir_all(&redis_dir).context("create redis dir")?;
-                let cmd = services::redis_command(&redis_dir, port);
-                self.spawn(Role::Redis, "redis".into(), port, cmd)?;
-                let addr = local(port);
-                self.wait_until("redis", || probe::redis_ping(addr)).await?;
-                self.announce("redis", &format!("ready on 127.0.0.1:{port}"));
-                format!("redis://127.0.0.1:{port}")
-            }
-        };
+        self.redis_url = self.start_redis().await?;
         Ok(())
     }
 
@@ -385,6 +378,9 @@ impl Cluster {
             "data_dir": self.opts.data_dir,
             "haproxy_socket": self.socket,
             "processes": rows,
+            "redis_mode": self.redis_mode,
+            "redis_url": self.redis_url,
+            "redis_nodes": self.redis_nodes,
         });
         let path = self.opts.data_dir.join("cluster.json");
         let tmp = path.with_extension("json.tmp");

@@ -1,6 +1,7 @@
-//! The launcher behind `make run` and the end-to-end tests: starts PostgreSQL, Redis, the
-//! api-servers, N edges and HAProxy (config rendered from `haproxy/haproxy.cfg.tmpl`), keeps
-//! `$DATA_DIR/cluster.json` current, and stops everything it started.
+//! The launcher behind `make run` and the end-to-end tests: starts PostgreSQL, Redis (one
+//! server or a Redis Cluster), the api-servers, N edges and HAProxy (config rendered from
+//! `haproxy/haproxy.cfg.tmpl`), keeps `$DATA_DIR/cluster.json` current, and stops everything it
+//! started.
 
 pub mod haproxy;
 mod launcher;
@@ -10,7 +11,7 @@ pub mod services;
 
 use std::path::PathBuf;
 
-pub use launcher::{Cluster, Role};
+pub use launcher::{Cluster, RedisMode, RedisNode, Role, REDIS_NODE_TIMEOUT_MS};
 pub use options::Options;
 
 /// Why starting or operating the cluster failed.

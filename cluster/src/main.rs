@@ -17,9 +17,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Start PostgreSQL, Redis, EDGES edges, the api-server and HAProxy in the foreground;
-    /// settings from the environment (EDGES, HTTP_PORT, PG_PORT, REDIS_PORT, DATA_DIR,
-    /// DATABASE_URL, REDIS_URL, ...). Ctrl-C or SIGTERM stops everything.
+    /// Start PostgreSQL, Redis (or a Redis Cluster), EDGES edges, the api-server and HAProxy in
+    /// the foreground; settings from the environment (EDGES, HTTP_PORT, PG_PORT, REDIS_PORT,
+    /// REDIS_SHARDS, REDIS_REPLICAS, DATA_DIR, DATABASE_URL, REDIS_URL, ...). Ctrl-C or SIGTERM
+    /// stops everything.
     Run,
     /// Print the HAProxy configuration for the given servers.
     RenderHaproxy {
@@ -116,10 +117,19 @@ fn print_urls(c: &Cluster) {
     println!("  api           {url}/api");
     println!("  health        {url}/health");
     println!("  haproxy stats {url}/haproxy?stats");
-    let redis = c.redis_url().trim_start_matches("redis://");
-    let (host, port) = redis.split_once(':').unwrap_or((redis, "6379"));
-    let port = port.split('/').next().unwrap_or(port);
-    println!("  topics        redis-cli -h {host} -p {port} pubsub channels 'channel-*'");
+    match c.redis_nodes().first() {
+        Some(first) => {
+            let p = first.port;
+            println!("  redis cluster redis-cli -c -p {p} cluster nodes");
+            println!("  topics        redis-cli -c -p {p} pubsub shardnumsub channel-5");
+        }
+        None => {
+            let redis = c.redis_url().trim_start_matches("redis://");
+            let (host, port) = redis.split_once(':').unwrap_or((redis, "6379"));
+            let port = port.split('/').next().unwrap_or(port);
+            println!("  topics        redis-cli -h {host} -p {port} pubsub channels 'channel-*'");
+        }
+    }
     println!(
         "  processes     {}/cluster.json  (logs in {}/logs/)",
         c.data_dir().display(),

@@ -16,8 +16,14 @@ pub struct Options {
     pub http_port: u16,
     /// Port of the PostgreSQL the launcher starts (ignored with `database_url`); 0: free.
     pub pg_port: u16,
-    /// Port of the Redis the launcher starts (ignored with `redis_url`); 0: free.
+    /// Port of the Redis the launcher starts (ignored with `redis_url`); 0: free. With
+    /// `redis_shards`, the first node's port; the other nodes take the following ports.
     pub redis_port: u16,
+    /// Masters of a Redis Cluster to start instead of one Redis (`REDIS_SHARDS`); 0: one plain
+    /// Redis. At least 3 otherwise (what `redis-cli --cluster create` accepts).
+    pub redis_shards: usize,
+    /// Replicas per master of that cluster (`REDIS_REPLICAS`, 0 or 1).
+    pub redis_replicas: usize,
     /// First edge port (`edge-1`); the next edges take the following ports. 0: free ports.
     /// A taken port falls back to a free one.
     pub edge_base_port: u16,
@@ -55,6 +61,8 @@ impl Options {
             http_port: 8080,
             pg_port: 5433,
             redis_port: 6380,
+            redis_shards: 0,
+            redis_replicas: 0,
             edge_base_port: 9101,
             api_base_port: 9001,
             data_dir: data_dir.into(),
@@ -83,7 +91,7 @@ impl Options {
     }
 
     /// `make run`: `EDGES`, `APIS`, `HTTP_HOST`, `HTTP_PORT`, `PG_PORT`, `REDIS_PORT`,
-    /// `EDGE_PORT`, `API_PORT`, `DATA_DIR`, `DATABASE_URL`, `REDIS_URL`, `JWT_SECRET`,
+    /// `REDIS_SHARDS`, `REDIS_REPLICAS`, `EDGE_PORT`, `API_PORT`, `DATA_DIR`, `DATABASE_URL`, `REDIS_URL`, `JWT_SECRET`,
     /// `ALLOWED_ORIGINS`; binaries next to the running executable.
     pub fn from_env() -> anyhow::Result<Self> {
         let bin_dir = std::env::current_exe()?
@@ -96,6 +104,8 @@ impl Options {
         o.http_port = num("HTTP_PORT", o.http_port)?;
         o.pg_port = num("PG_PORT", o.pg_port)?;
         o.redis_port = num("REDIS_PORT", o.redis_port)?;
+        o.redis_shards = num("REDIS_SHARDS", o.redis_shards)?;
+        o.redis_replicas = num("REDIS_REPLICAS", o.redis_replicas)?;
         o.edge_base_port = num("EDGE_PORT", o.edge_base_port)?;
         o.api_base_port = num("API_PORT", o.api_base_port)?;
         if let Some(h) = var("HTTP_HOST") {
@@ -112,7 +122,25 @@ impl Options {
         if o.edges == 0 || o.apis == 0 {
             anyhow::bail!("EDGES and APIS must be at least 1");
         }
+        o.check_redis()?;
         Ok(o)
+    }
+
+    /// Rejects a Redis Cluster layout the launcher cannot start.
+    pub fn check_redis(&self) -> anyhow::Result<()> {
+        if self.redis_shards > 0 && self.redis_shards < 3 {
+            anyhow::bail!(
+                "REDIS_SHARDS={} : a Redis Cluster needs at least 3 masters (0 starts one plain Redis)",
+                self.redis_shards
+            );
+        }
+        if self.redis_replicas > 1 {
+            anyhow::bail!("REDIS_REPLICAS must be 0 or 1");
+        }
+        if self.redis_replicas > 0 && self.redis_shards == 0 {
+            anyhow::bail!("REDIS_REPLICAS needs REDIS_SHARDS (a Redis Cluster)");
+        }
+        Ok(())
     }
 }
 
@@ -128,5 +156,28 @@ fn num<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
             .trim()
             .parse()
             .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a valid number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_cluster_layouts_are_checked() {
+        let with = |shards, replicas| Options {
+            redis_shards: shards,
+            redis_replicas: replicas,
+            ..Options::new(".data", ".")
+        };
+        assert!(with(0, 0).check_redis().is_ok());
+        assert!(with(3, 0).check_redis().is_ok());
+        assert!(with(5, 1).check_redis().is_ok());
+        for (shards, replicas) in [(1, 0), (2, 1), (3, 2), (0, 1)] {
+            assert!(
+                with(shards, replicas).check_redis().is_err(),
+                "{shards} {replicas}"
+            );
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The stateful services the launcher starts when no URL is given: PostgreSQL (initdb on
-//! first run, data kept across runs, database `chat` created and migrated) and Redis; plus
-//! the JWT secret kept in the data dir.
+//! first run, data kept across runs, database `chat` created and migrated) and Redis (its
+//! commands come from `procs::redis`); plus the JWT secret kept in the data dir.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -84,18 +84,6 @@ pub async fn prepare_pg(port: u16, timeout: Duration) -> anyhow::Result<String> 
 pub async fn migrate(url: &str) -> anyhow::Result<usize> {
     let mut c = connect(url).await?;
     shared::store::migrate::run(&mut c).await
-}
-
-/// The `redis-server` command on 127.0.0.1:`port`, working dir `dir`, no persistence
-/// (Redis only carries pub/sub and presence leases; PostgreSQL is the source of truth).
-pub fn redis_command(dir: &Path, port: u16) -> Command {
-    let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .arg("--dir")
-        .arg(dir)
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .args(["--maxclients", "10000"]);
-    cmd
 }
 
 /// Reads `path`, or writes 32 random bytes (64 hex characters) into it with mode 0600.

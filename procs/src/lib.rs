@@ -1,8 +1,10 @@
 //! Child processes of the launcher (`cluster`) and the test harness (`testkit`): spawned so the
 //! kernel kills them when we die, signalled and awaited, run as the `postgres` user when we are
-//! root, and PostgreSQL's binaries found.
+//! root, PostgreSQL's binaries found, and Redis servers and Redis Clusters started and inspected
+//! ([`redis`]).
 
 mod pg;
+pub mod redis;
 mod spawn;
 mod user;
 

@@ -1,7 +1,7 @@
 //! A real `redis-server` on a free port, which tests may kill and restart.
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -39,10 +39,9 @@ impl RedisServer {
     /// (Re)starts the server on the same port and waits until it answers PING.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no", "--loglevel", "warning"])
+        // Nothing is written to the dir: no persistence.
+        let mut cmd = procs::redis::server_command(&std::env::temp_dir(), self.port);
+        cmd.args(["--loglevel", "warning"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         self.child = Some(
