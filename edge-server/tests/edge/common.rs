@@ -347,6 +347,13 @@ pub async fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// A bus on the Redis at `url`, publishing as the servers do (sharded topics on a cluster).
+pub async fn bus(url: &str) -> shared::bus::Bus {
+    let metrics = shared::metrics::Metrics::new(&[]);
+    let token = tokio_util::sync::CancellationToken::new();
+    shared::bus::Bus::spawn(redis_client(url).await, &metrics, token)
+}
+
 /// A plain Redis client for publishing and inspecting topics as another process would.
 pub async fn redis_client(url: &str) -> Redis {
     testkit::redis_client(url).await.unwrap()

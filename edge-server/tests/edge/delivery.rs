@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use fred::interfaces::PubsubInterface;
-use shared::bus::Bus;
 use shared::protocol::ServerFrame;
 use shared::store::NewMessage;
 use shared::topics::Topic;
@@ -136,7 +135,6 @@ pub async fn exactly_once_through_a_lossy_bus(env: Env) {
     let ch = env.channel("general", &[&a, &b]).await;
     let edge = env.edge().await;
     let mut rb = env.connect(&edge, &b).await;
-    let redis = redis_client(&env.redis_url).await;
     let store_msg = |n: i64| NewMessage {
         channel_id: ch.id,
         sender_id: a.id,
@@ -154,8 +152,7 @@ pub async fn exactly_once_through_a_lossy_bus(env: Env) {
     let frame = |i: usize| ServerFrame::Message {
         message: stored[i].clone(),
     };
-    let metrics = shared::metrics::Metrics::new(&[]);
-    let bus = Bus::spawn(redis, &metrics, tokio_util::sync::CancellationToken::new());
+    let bus = bus(&env.redis_url).await;
     // seq 1 and 2 lost, 4 before 3, 4 twice, 5 lost and revealed by nothing.
     for i in [3usize, 2, 3, 3] {
         bus.publish(Topic::Channel(ch.id), &frame(i));

@@ -23,19 +23,20 @@ fn sender(mut s: Client, ch: i64, n: usize, pause: Duration) -> tokio::task::Joi
 async fn redis_fault(fault: impl FnOnce(&mut testkit::RedisServer)) {
     let mut redis = testkit::RedisServer::start().unwrap();
     let url = redis.url();
-    full_sequence_through(url, 60, |_| async move {
+    full_sequence_through(url, 60, Duration::from_millis(20), |_| async move {
         fault(&mut redis);
         redis
     })
     .await;
 }
 
-/// Three sockets on two edges, `n` messages sent 20 ms apart in one channel; `fault(channel
+/// Three sockets on two edges, `n` messages sent `pause` apart in one channel; `fault(channel
 /// id)` runs 400 ms in (what it returns is kept until the end). Every socket gets all `n` once, in order, and live delivery
 /// works afterwards on both edges (they resubscribed by themselves).
 pub async fn full_sequence_through<T, F: Future<Output = T>>(
     redis_url: String,
     n: usize,
+    pause: Duration,
     fault: impl FnOnce(i64) -> F,
 ) {
     let env = Env::with(testkit::fresh_db().await.url, redis_url).await;
@@ -49,7 +50,7 @@ pub async fn full_sequence_through<T, F: Future<Output = T>>(
     let mut rb = env.connect(&e1, &b).await;
     let mut rc = env.connect(&e2, &c).await;
     let sa = env.connect(&e1, &a).await;
-    let task = sender(sa, ch.id, n, Duration::from_millis(20));
+    let task = sender(sa, ch.id, n, pause);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let _kept = fault(ch.id).await;
     task.await.unwrap();
@@ -68,6 +69,15 @@ pub async fn full_sequence_through<T, F: Future<Output = T>>(
     let m = sa.send(ch.id, "after", "after").await;
     assert_eq!(rb.messages(ch.id, 1).await, vec![m.clone()]);
     assert_eq!(rc.messages(ch.id, 1).await, vec![m]);
+    // An event nothing fills from PostgreSQL reaches both edges: pub/sub itself works again.
+    sa.send_json(serde_json::json!({"type": "typing", "channel_id": ch.id}))
+        .await;
+    for r in [&mut rb, &mut rc] {
+        r.until(|f| {
+            matches!(f, ServerFrame::Typing { user_id, .. } if *user_id == a.id).then_some(())
+        })
+        .await;
+    }
 }
 
 #[tokio::test]

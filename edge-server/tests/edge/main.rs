@@ -12,5 +12,5 @@ mod input;
 mod membership;
 mod process;
 mod session;
-// mod sharded;
+mod sharded;
 mod transports;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use fred::interfaces::PubsubInterface;
 use shared::protocol::{PresenceStatus, ServerFrame};
+use shared::topics::Topic;
 
 use crate::common::*;
 
@@ -69,26 +70,18 @@ pub async fn membership_is_live(env: Env) {
     // Bob joins, as the api-server does it: commit, then publish the events.
     env.store.join(ch.id, b.id).await.unwrap();
     let mine = env.store.my_channel(b.id, ch.id).await.unwrap().unwrap();
-    let r = redis_client(&env.redis_url).await;
+    // Published through the bus, as the servers do (on a Redis Cluster: on the topics' shards).
+    let bus = bus(&env.redis_url).await;
     let added = ServerFrame::ChannelAdded {
         channel: mine.clone(),
     };
-    let _: i64 = r
-        .publish(shared::topics::Topic::User(b.id).name(), added.to_json())
-        .await
-        .unwrap();
+    bus.publish(Topic::User(b.id), &added);
     let joined = ServerFrame::MemberJoined {
         channel_id: ch.id,
         user_id: b.id,
         username: b.username.clone(),
     };
-    let _: i64 = r
-        .publish(
-            shared::topics::Topic::Channel(ch.id).name(),
-            joined.to_json(),
-        )
-        .await
-        .unwrap();
+    bus.publish(Topic::Channel(ch.id), &joined);
     for s in [&mut b1, &mut b2] {
         assert_eq!(s.reply().await, added);
     }
@@ -103,10 +96,7 @@ pub async fn membership_is_live(env: Env) {
     // Bob leaves.
     env.store.leave(ch.id, b.id).await.unwrap();
     let removed = ServerFrame::ChannelRemoved { channel_id: ch.id };
-    let _: i64 = r
-        .publish(shared::topics::Topic::User(b.id).name(), removed.to_json())
-        .await
-        .unwrap();
+    bus.publish(Topic::User(b.id), &removed);
     for s in [&mut b1, &mut b2] {
         // `member_joined` may or may not reach bob's own sockets first, depending on when
         // each edge subscribed: skip it.
