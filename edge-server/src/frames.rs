@@ -150,6 +150,7 @@ fn resume(
     channels: std::collections::BTreeMap<i64, i64>,
 ) -> Reply {
     let (chat, hub, s) = (edge.chat.clone(), edge.hub.clone(), s.clone());
+    let metrics = edge.metrics.clone();
     Box::pin(async move {
         let mut out = Vec::new();
         for (channel_id, after) in channels {
@@ -157,6 +158,8 @@ fn resume(
                 out.push(error_frame(&ChatError::NotMember, None));
                 continue;
             }
+            metrics.resume_requests.increment(1);
+            metrics.history_reads.increment(1);
             let replay = match chat.replay(channel_id, after).await {
                 Ok(r) => r,
                 Err(e) => {
