@@ -320,7 +320,10 @@ async fn reconnect_storm_resumes_gap_free_with_coalesced_reads() {
     );
     assert_gap_free(&k, moved);
     // Each moved socket resumes its one channel (more only after a truncated replay).
-    assert!(requests >= moved, "{requests} resume requests for {moved} sockets");
+    assert!(
+        requests >= moved,
+        "{requests} resume requests for {moved} sockets"
+    );
     assert!(
         reads <= moved / 10,
         "{reads} history reads for {requests} resume requests: not coalesced"
