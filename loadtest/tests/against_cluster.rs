@@ -143,6 +143,7 @@ struct KillRun<'a> {
     channels: usize,
     rate: u32,
     duration: &'a str,
+    grace: &'a str,
     kill_after: Duration,
     extra: &'a [&'a str],
 }
@@ -163,6 +164,7 @@ const SMALL_KILL: KillRun<'static> = KillRun {
     channels: 5,
     rate: 50,
     duration: "8s",
+    grace: "10s",
     kill_after: Duration::from_secs(2),
     extra: &[],
 };
@@ -195,7 +197,7 @@ async fn run_with_edge_killed(run: &KillRun<'_>) -> Killed {
         "--duration",
         run.duration,
         "--grace",
-        "15s",
+        run.grace,
         "--json",
         json.to_str().unwrap(),
     ]
@@ -305,6 +307,7 @@ async fn reconnect_storm_resumes_gap_free_with_coalesced_reads() {
         channels: 50,
         rate: 100,
         duration: "10s",
+        grace: "15s",
         kill_after: Duration::from_secs(2),
         extra: &["--resume"],
     })
