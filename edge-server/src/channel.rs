@@ -2,14 +2,14 @@
 //! fills holes from PostgreSQL, and delivers each message once to each local socket, keeping a
 //! cursor per socket. Joins, leaves and `resume` replays go through the same queue, so they
 //! are ordered with the live messages and nothing is doubled or skipped. A replay's rows are
-//! read by the socket's session, beside this task: a slow read holds up neither the channel's
-//! live messages nor the socket's.
+//! read (and framed, once for every socket that resumes with them) by `replays`, beside this
+//! task: a slow read holds up neither the channel's live messages nor the socket's.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::chat::Replay;
 use shared::protocol::ServerFrame;
 use shared::store::Store;
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +40,31 @@ const MAX_PENDING: usize = 10_000;
 /// Rows read from PostgreSQL per query when filling.
 const FILL_PAGE: i64 = 500;
 
+/// What one `resume` replays of a channel to one socket: the messages after its seq, framed,
+/// in order; the rows are shared by every socket a read served.
+#[derive(Debug, Clone)]
+pub struct Slice {
+    rows: Arc<[(i64, Frame)]>,
+    range: Range<usize>,
+    /// More were missed than `RESUME_MAX`: the client pages the rest from history.
+    truncated: bool,
+}
+
+impl Slice {
+    pub fn new(rows: Arc<[(i64, Frame)]>, range: Range<usize>, truncated: bool) -> Self {
+        Slice {
+            rows,
+            range,
+            truncated,
+        }
+    }
+
+    /// `(seq, frame)` of every message replayed, ascending.
+    pub fn frames(&self) -> &[(i64, Frame)] {
+        self.rows.get(self.range.clone()).unwrap_or(&[])
+    }
+}
+
 #[derive(Debug)]
 pub enum ChannelCmd {
     /// A `message` frame from Redis.
@@ -64,7 +89,7 @@ pub enum ChannelCmd {
     Replay {
         socket: SocketId,
         after: i64,
-        replay: Replay,
+        replay: Slice,
         done: oneshot::Sender<()>,
     },
     /// PostgreSQL's `last_seq` of the channel (`None`: read it): anything delivered short of
@@ -113,7 +138,8 @@ pub fn spawn(env: Arc<ChannelEnv>, id: i64, start: i64) -> mpsc::UnboundedSender
     tx
 }
 
-fn encode(m: shared::Message) -> (i64, Frame) {
+/// A message as its `message` frame, with its seq.
+pub fn encode(m: shared::Message) -> (i64, Frame) {
     let seq = m.seq;
     (seq, ServerFrame::Message { message: m }.to_json().into())
 }
@@ -331,10 +357,11 @@ impl Task {
         );
     }
 
-    /// Replays to one socket the messages after `after` that its session read. Seqs the
-    /// socket already got since it joined (live messages that reached it before its `resume`
-    /// did, or while the rows were being read) are not sent twice.
-    fn replay(&mut self, socket: SocketId, after: i64, replay: Replay) {
+    /// Replays to one socket the messages after `after` read for it. Seqs the socket already
+    /// got since it joined (live messages that reached it before its `resume` did, or while
+    /// the rows were being read) are not sent twice. The frames are shared, not copied: a
+    /// push is a reference count and a queue slot.
+    fn replay(&mut self, socket: SocketId, after: i64, replay: Slice) {
         let Some(m) = self.members.get(&socket) else {
             return;
         };
@@ -342,13 +369,13 @@ impl Task {
         let (joined, delivered) = (m.joined, m.cursor);
         let mut last_sent = after;
         let mut n = 0;
-        for m in replay.messages {
-            let (seq, p) = encode(m);
+        for (seq, p) in replay.frames() {
+            let seq = *seq;
             last_sent = last_sent.max(seq);
             if seq > joined && seq <= delivered {
                 continue;
             }
-            if s.queue.push_requested(p) == Pushed::Queued {
+            if s.queue.push_requested(p.clone()) == Pushed::Queued {
                 n += 1;
             }
         }

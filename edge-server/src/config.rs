@@ -39,6 +39,9 @@ pub struct Config {
     /// Group-commit shards: channels are spread over this many committer tasks, each
     /// committing its batches one after another (one PostgreSQL connection each).
     pub send_workers: usize,
+    /// A channel's `resume` history reads start at least this far apart: resumes arriving
+    /// meanwhile share the next read (a reconnect storm costs a few reads per channel).
+    pub resume_spacing: Duration,
 }
 
 impl Config {
@@ -77,6 +80,7 @@ impl Config {
             gap_grace: ms("GAP_GRACE_MS", 30)?,
             send_batch_max: env_or("SEND_BATCH_MAX", 256)?,
             send_workers: env_or("SEND_WORKERS", 4)?,
+            resume_spacing: ms("RESUME_SPACING_MS", 250)?,
         })
     }
 
@@ -100,6 +104,7 @@ impl Config {
             gap_grace: Duration::from_millis(30),
             send_batch_max: 256,
             send_workers: 4,
+            resume_spacing: Duration::from_millis(250),
         })
     }
 }

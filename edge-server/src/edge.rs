@@ -17,12 +17,15 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::EdgeMetrics;
 use crate::presence::PresenceCmd;
+use crate::replays::Replays;
 
 pub struct Edge {
     pub id: String,
     pub config: Config,
     pub chat: Chat,
     pub hub: Arc<Hub>,
+    /// Coalesced, paced history reads for `resume`.
+    pub replays: Arc<Replays>,
     /// The recorder behind `/metrics`, and the edge's own handles in it.
     pub registry: Metrics,
     pub metrics: EdgeMetrics,

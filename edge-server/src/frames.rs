@@ -2,13 +2,15 @@
 //! that is answered yields a reply future; the session keeps them in arrival order and writes
 //! each reply when its turn comes, so `ack`s, `error`s, `pong`s and `resumed` go out in the
 //! order the frames came, while slow ones (a commit, a read marker, a replay read from
-//! PostgreSQL) run beside the socket's loop. `ChatError`s become `error` frames here only.
+//! PostgreSQL, shared with concurrent resumes of the same channels) run beside the socket's
+//! loop. `ChatError`s become `error` frames here only.
 
 use std::future::{ready, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::future::join_all;
 use shared::chat::{Actor, ChatError, SendRequest};
 use shared::protocol::{ClientFrame, ErrorCode, ServerFrame};
 use tokio::sync::oneshot;
@@ -142,22 +144,30 @@ async fn send(edge: &Arc<Edge>, s: &SocketHandle, req: SendRequest) -> Reply {
     })
 }
 
-/// Replays every channel's missed messages (read beside the loop, handed to each channel's
-/// task to deliver in order with its live messages), then `resumed`.
+/// Replays every channel's missed messages, then `resumed`. Every channel's rows are asked
+/// for at once (each request joins its channel's next shared read, see `replays`); then each
+/// replay is handed to its channel's task, to deliver in order with its live messages.
 fn resume(
     edge: &Arc<Edge>,
     s: &Arc<SocketHandle>,
     channels: std::collections::BTreeMap<i64, i64>,
 ) -> Reply {
-    let (chat, hub, s) = (edge.chat.clone(), edge.hub.clone(), s.clone());
+    let (replays, hub, s) = (edge.replays.clone(), edge.hub.clone(), s.clone());
     Box::pin(async move {
-        let mut out = Vec::new();
-        for (channel_id, after) in channels {
-            if !s.is_member(channel_id) {
-                out.push(error_frame(&ChatError::NotMember, None));
-                continue;
+        let reads = channels.into_iter().map(|(channel_id, after)| {
+            let (replays, s) = (replays.clone(), s.clone());
+            async move {
+                let slice = if s.is_member(channel_id) {
+                    replays.replay(channel_id, after).await
+                } else {
+                    Err(ChatError::NotMember)
+                };
+                (channel_id, after, slice)
             }
-            let replay = match chat.replay(channel_id, after).await {
+        });
+        let mut out = Vec::new();
+        for (channel_id, after, slice) in join_all(reads).await {
+            let replay = match slice {
                 Ok(r) => r,
                 Err(e) => {
                     out.push(error_frame(&e, None));

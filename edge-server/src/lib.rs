@@ -13,6 +13,7 @@ mod hub;
 mod metrics;
 mod presence;
 mod queue;
+mod replays;
 mod session;
 mod socket;
 mod subs;
@@ -77,6 +78,9 @@ pub async fn run(
     };
     let limits = Arc::new(config.limits.clone());
     let chat = Chat::new(store.clone(), bus, limits, commit, &registry);
+    let reads = (config.db_pool_size / 4).clamp(1, 4);
+    let replays =
+        replays::Replays::new(chat.clone(), metrics.clone(), reads, config.resume_spacing);
     let (subs_tx, subs_rx) = mpsc::unbounded_channel();
     let (presence_tx, presence_rx) = mpsc::unbounded_channel();
     let tracker = TaskTracker::new();
@@ -91,6 +95,7 @@ pub async fn run(
         id: config.edge_id.clone(),
         chat,
         hub: hub.clone(),
+        replays: Arc::new(replays),
         registry,
         metrics: metrics.clone(),
         redis: redis.clone(),

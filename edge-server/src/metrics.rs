@@ -15,6 +15,10 @@ pub struct EdgeMetrics {
     pub gaps_filled: Counter,
     pub slow_consumer_closes: Counter,
     pub send_ack: Histogram,
+    /// Channel replays asked for by `resume` frames (one per channel of each frame).
+    pub resume_requests: Counter,
+    /// PostgreSQL history queries issued to serve them (shared by coalesced requests).
+    pub history_reads: Counter,
 }
 
 impl EdgeMetrics {
@@ -35,6 +39,14 @@ impl EdgeMetrics {
                 "Sockets closed with 4008",
             ),
             send_ack: m.histogram("edge_send_ack_seconds", "Send-to-ack latency"),
+            resume_requests: m.counter(
+                "edge_resume_requests_total",
+                "Channel replays asked for by resume frames",
+            ),
+            history_reads: m.counter(
+                "edge_history_reads_total",
+                "PostgreSQL history queries issued for resume replays",
+            ),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The bounded outbound queue of one socket. Producers (fanout, control events, the socket's
 //! own replies) never wait on it: when a push would pass the frame or byte bound, the queue
-//! drops what it holds and asks its socket to close with 4008 (slow consumer).
+//! drops what it holds and asks its socket to close with 4008 (slow consumer). Frames the
+//! socket asked for (a `resume` replay) are queued beside the bound and not counted in it: a
+//! replay of several channels never makes the next live message look like a slow consumer.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -24,7 +26,10 @@ pub enum Pushed {
 
 #[derive(Debug, Default)]
 struct Inner {
-    frames: VecDeque<Frame>,
+    /// Each frame, and whether it counts in the bound (not a requested one).
+    frames: VecDeque<(Frame, bool)>,
+    /// Frames and payload bytes counted in the bound.
+    counted: usize,
     bytes: usize,
     close: Option<(u16, &'static str)>,
 }
@@ -57,8 +62,8 @@ impl OutQueue {
         self.push_inner(frame, true)
     }
 
-    /// Queues a frame the socket itself asked for (a `resume` replay), ignoring the bounds:
-    /// its size is capped by `RESUME_MAX` rather than by the rate of others.
+    /// Queues a frame the socket itself asked for (a `resume` replay), beside the bounds: its
+    /// size is capped by `RESUME_MAX` per channel rather than by the rate of others.
     pub fn push_requested(&self, frame: Frame) -> Pushed {
         self.push_inner(frame, false)
     }
@@ -70,14 +75,18 @@ impl OutQueue {
                 return Pushed::Closed;
             }
             let len = frame.len();
-            if bounded && (q.frames.len() >= self.max_frames || q.bytes + len > self.max_bytes) {
+            if bounded && (q.counted >= self.max_frames || q.bytes + len > self.max_bytes) {
                 q.frames = VecDeque::new();
+                q.counted = 0;
                 q.bytes = 0;
                 q.close = Some((SLOW_CONSUMER, "slow consumer"));
                 Pushed::Overflow
             } else {
-                q.bytes += len;
-                q.frames.push_back(frame);
+                if bounded {
+                    q.counted += 1;
+                    q.bytes += len;
+                }
+                q.frames.push_back((frame, bounded));
                 Pushed::Queued
             }
         };
@@ -106,12 +115,16 @@ impl OutQueue {
     pub fn take(&self, max: usize, out: &mut Vec<Frame>) -> Option<(u16, &'static str)> {
         let mut q = self.lock();
         let n = q.frames.len().min(max);
-        let mut taken = 0;
-        for f in q.frames.drain(..n) {
-            taken += f.len();
+        let (mut frames, mut bytes) = (0, 0);
+        for (f, counted) in q.frames.drain(..n) {
+            if counted {
+                frames += 1;
+                bytes += f.len();
+            }
             out.push(f);
         }
-        q.bytes = q.bytes.saturating_sub(taken);
+        q.counted = q.counted.saturating_sub(frames);
+        q.bytes = q.bytes.saturating_sub(bytes);
         if !q.frames.is_empty() {
             // More to take: keep the writer awake.
             self.notify.notify_one();
@@ -131,5 +144,40 @@ impl OutQueue {
     /// Whether the socket was told to close because it overflowed.
     pub fn overflowed(&self) -> bool {
         matches!(self.lock().close, Some((SLOW_CONSUMER, _)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(s: &str) -> Frame {
+        Frame::text(s.as_bytes())
+    }
+
+    #[test]
+    fn requested_frames_do_not_count_in_the_bound() {
+        let q = OutQueue::new(2, 1 << 20);
+        for _ in 0..10 {
+            assert_eq!(q.push_requested(f("replayed")), Pushed::Queued);
+        }
+        assert_eq!(q.push(f("a")), Pushed::Queued);
+        assert_eq!(q.push(f("b")), Pushed::Queued);
+        assert_eq!(q.push(f("c")), Pushed::Overflow);
+        assert!(q.overflowed());
+    }
+
+    #[test]
+    fn taking_frees_only_what_was_counted() {
+        let q = OutQueue::new(2, 1 << 20);
+        q.push_requested(f("r"));
+        assert_eq!(q.push(f("a")), Pushed::Queued);
+        assert_eq!(q.push(f("b")), Pushed::Queued);
+        let mut out = Vec::new();
+        assert_eq!(q.take(2, &mut out), None);
+        assert_eq!(out.len(), 2);
+        // "r" and "a" went: one counted frame left, room for one more.
+        assert_eq!(q.push(f("c")), Pushed::Queued);
+        assert_eq!(q.push(f("d")), Pushed::Overflow);
     }
 }

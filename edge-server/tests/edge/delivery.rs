@@ -214,6 +214,83 @@ async fn resume_after_a_disconnect_closes_the_gap_without_doubles() {
     assert_seqs(&rb.messages(ch.id, 1).await, 7, 7);
 }
 
+/// Seqs of the messages, and the other replies (not `presence`), up to `resumed`.
+async fn until_resumed(c: &mut Client) -> (Vec<i64>, Vec<ServerFrame>) {
+    let (mut seqs, mut other) = (Vec::new(), Vec::new());
+    loop {
+        match c.frame().await {
+            ServerFrame::Message { message } => seqs.push(message.seq),
+            ServerFrame::Presence { .. } => {}
+            ServerFrame::Resumed => return (seqs, other),
+            f => other.push(f),
+        }
+    }
+}
+
+/// A counter of the edge's `/metrics`.
+async fn edge_counter(edge: &TestEdge, name: &str) -> u64 {
+    let (_, text) = http_get(&edge.url("/metrics"), &[]).await;
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}")) as u64
+}
+
+#[tokio::test]
+async fn concurrent_resumes_of_a_channel_share_one_read_each_getting_its_own_slice() {
+    let env = Env::new().await;
+    let a = env.user("alice").await;
+    let (b, c, d) = (
+        env.user("bob").await,
+        env.user("carol").await,
+        env.user("dave").await,
+    );
+    let ch = env.channel("general", &[&a, &b, &c, &d]).await;
+    let edge = env
+        .edge_with(|cfg| {
+            cfg.limits.resume_max = 4;
+            cfg.resume_spacing = Duration::from_millis(500);
+        })
+        .await;
+    let mut sa = env.connect(&edge, &a).await;
+    for i in 1..=8 {
+        sa.send(ch.id, &format!("m{i}"), &format!("c{i}")).await;
+    }
+    let (mut rb, mut rc, mut rd) = (
+        env.connect(&edge, &b).await,
+        env.connect(&edge, &c).await,
+        env.connect(&edge, &d).await,
+    );
+    let resume =
+        |after: i64| serde_json::json!({"type":"resume","channels":{ch.id.to_string(): after}});
+    // The channel's first resume is read at once; the two that follow within the spacing
+    // share the next read, from the smaller `after` (0), each sliced from its own.
+    rb.send_json(resume(6)).await;
+    assert_eq!(until_resumed(&mut rb).await, (vec![7, 8], vec![]));
+    rc.send_json(resume(0)).await;
+    rd.send_json(resume(3)).await;
+    let truncated = |next_seq| ServerFrame::ResumeTruncated {
+        channel_id: ch.id,
+        next_seq,
+    };
+    assert_eq!(
+        until_resumed(&mut rc).await,
+        (vec![1, 2, 3, 4], vec![truncated(5)])
+    );
+    assert_eq!(
+        until_resumed(&mut rd).await,
+        (vec![4, 5, 6, 7], vec![truncated(8)])
+    );
+    assert_eq!(edge_counter(&edge, "edge_resume_requests_total").await, 3);
+    assert_eq!(edge_counter(&edge, "edge_history_reads_total").await, 2);
+    // Live delivery goes on, once, for every one of them.
+    sa.send(ch.id, "m9", "c9").await;
+    for r in [&mut rb, &mut rc, &mut rd] {
+        assert_seqs(&r.messages(ch.id, 1).await, 9, 9);
+    }
+}
+
 #[tokio::test]
 async fn slow_consumers_do_not_slow_others_closed_with_4008() {
     let env = Env::new().await;

@@ -59,15 +59,6 @@ impl Future for PendingSend {
     }
 }
 
-/// What a `resume` replays of one channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replay {
-    /// The messages after the client's seq, ascending, at most `RESUME_MAX`.
-    pub messages: Vec<Message>,
-    /// More were missed than `RESUME_MAX`: the client pages the rest from history.
-    pub truncated: bool,
-}
-
 impl Chat {
     /// Validates a send, takes a rate token, and queues it for the next group commit; returns
     /// at once with the future of its outcome, so a caller can pipeline its sends.
@@ -162,22 +153,26 @@ impl Chat {
         }
     }
 
-    /// The messages of a channel after `after` that a `resume` replays (at most `RESUME_MAX`).
-    /// The caller has checked membership.
-    pub async fn replay(&self, channel_id: i64, after: i64) -> Result<Replay, ChatError> {
+    /// Refuses a `resume` seq below 0 (before any read is planned for it).
+    pub fn check_resume_seq(after: i64) -> Result<(), ChatError> {
         if after < 0 {
             return Err(ChatError::Validation("resume seqs must be >= 0".into()));
         }
-        let max = self.limits().resume_max.max(1);
-        let mut messages = self
+        Ok(())
+    }
+
+    /// Up to `limit` messages of a channel after `after`, ascending: the rows `resume`s replay.
+    /// One read may serve several resumes of the channel, each replaying at most `RESUME_MAX`
+    /// of them (the edge slices it). The caller has checked membership and the seq.
+    pub async fn replay_rows(
+        &self,
+        channel_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Message>, ChatError> {
+        Ok(self
             .store()
-            .messages_between(channel_id, after, i64::MAX, max + 1)
-            .await?;
-        let truncated = messages.len() as i64 > max;
-        messages.truncate(max as usize);
-        Ok(Replay {
-            messages,
-            truncated,
-        })
+            .messages_between(channel_id, after, i64::MAX, limit.max(1))
+            .await?)
     }
 }

@@ -19,7 +19,7 @@ use crate::topics::Topic;
 
 pub use error::ChatError;
 pub use membership::Direct;
-pub use messages::{PendingSend, Replay, SendRequest, Sent};
+pub use messages::{PendingSend, SendRequest, Sent};
 
 /// The user an operation acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
