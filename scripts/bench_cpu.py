@@ -2,11 +2,13 @@
 """CPU per process for scripts/bench-ab.sh: `snap CLUSTER_JSON` prints utime+stime (seconds)
 per role from /proc (PostgreSQL: the postmaster, its live backends and its reaped children);
 `table DIR LABEL SIDES...` reads the runs' loadtest JSON and CPU snapshots and prints one
-Markdown table with per-side medians and the B/A ratio."""
+Markdown table with per-side medians and the B/A ratio; `capacity DIR` prints the table of
+scripts/capacity.sh (CPU per publish, per delivery and per durable send, per run label)."""
 
 import json
 import os
 import statistics
+import subprocess
 import sys
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -53,7 +55,32 @@ def snap(cluster_json):
                 except OSError:
                     pass
         cpu[role] = cpu.get(role, 0) + ticks / TICK
+        if role == "redis" and p.get("port"):
+            for k, v in redis_counters(p["port"]).items():
+                cpu[k] = cpu.get(k, 0) + v
     json.dump(cpu, sys.stdout)
+
+
+def redis_counters(port):
+    """Publish calls and the time spent in them (PUBLISH and SPUBLISH, from INFO commandstats),
+    and the reads and writes the node made on its connections (INFO stats)."""
+    try:
+        text = subprocess.run(
+            ["redis-cli", "-p", str(port), "info", "all"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key in ("cmdstat_publish", "cmdstat_spublish"):
+            fields = dict(f.split("=", 1) for f in value.split(",") if "=" in f)
+            out["redis_publish_calls"] = out.get("redis_publish_calls", 0) + int(fields["calls"])
+            out["redis_publish_usec"] = out.get("redis_publish_usec", 0) + int(fields["usec"])
+        elif key in ("total_reads_processed", "total_writes_processed"):
+            out["redis_io"] = out.get("redis_io", 0) + int(value)
+    return out
 
 
 def load(path):
@@ -140,6 +167,80 @@ def table(out, label, sides):
         )
 
 
+def capacity(out):
+    """One row per `<mode>-e<edges>` of scripts/capacity.sh: at the highest rate run, CPU per
+    operation (Redis per publish: every message is published once; edges per delivery;
+    PostgreSQL per acked send), and where a lower rate was run too, the marginal cost between
+    the two rates (CPU/s difference over messages/s difference), which leaves out what the
+    processes spend with no traffic (presence heartbeats, timers, the cluster bus)."""
+    runs = {}
+    for n in sorted(os.listdir(out)):
+        if not n.endswith(".json"):
+            continue
+        name = n[: -len(".json")]
+        label, rate = name.rsplit("-", 1)[0].rsplit("-r", 1)
+        r = load(os.path.join(out, n))
+        c0 = load(os.path.join(out, name + ".cpu0")) or {}
+        c1 = load(os.path.join(out, name + ".cpu1")) or {}
+        secs = pick(r, "duration_secs")
+        sent = pick(r, "sends", "acked") or 0
+        got = pick(r, "deliveries", "received") or 0
+        if not sent or not got or not secs:
+            continue
+        dd = r.get("deliveries", {})
+        keys = ("redis", "edge", "postgres", "redis_publish_calls", "redis_publish_usec", "redis_io")
+        per_s = {k: (c1.get(k, 0) - c0.get(k, 0)) / secs for k in keys}
+        runs.setdefault(label, {}).setdefault(float(rate), []).append(
+            (
+                sent / secs,
+                got / secs,
+                per_s,
+                pick(r, "latency", "p99_ms"),
+                dd.get("lost", 0) + dd.get("duplicated", 0) + dd.get("out_of_order", 0),
+            )
+        )
+    print(
+        "| mode, edges | msgs/s | deliveries/msg | redis us/publish | edge us/delivery "
+        "| postgres us/send | redis marginal us/publish | edge marginal us/delivery "
+        "| postgres marginal us/send | redis in PUBLISH us/call | redis reads+writes/publish "
+        "| p99 ms | lost+dup+ooo |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def order(label):
+        mode, edges = label.rsplit("-e", 1)
+        return (mode, int(edges) if edges.isdigit() else 0)
+
+    def median_run(rows):
+        m = lambda f: statistics.median(f(x) for x in rows)
+        cpu = {k: m(lambda x: x[2][k]) for k in rows[0][2]}
+        return m(lambda x: x[0]), m(lambda x: x[1]), cpu, m(lambda x: x[3] or 0)
+
+    for label in sorted(runs, key=order):
+        by_rate = runs[label]
+        hi = median_run(by_rate[max(by_rate)])
+        msgs, dels, cpu, p99 = hi
+        cells = [cpu["redis"] * 1e6 / msgs, cpu["edge"] * 1e6 / dels, cpu["postgres"] * 1e6 / msgs]
+        marg = ["", "", ""]
+        if len(by_rate) > 1:
+            lo = median_run(by_rate[min(by_rate)])
+            dm, dd_ = msgs - lo[0], dels - lo[1]
+            marg = [
+                f"{(cpu['redis'] - lo[2]['redis']) * 1e6 / dm:.1f}",
+                f"{(cpu['edge'] - lo[2]['edge']) * 1e6 / dd_:.1f}",
+                f"{(cpu['postgres'] - lo[2]['postgres']) * 1e6 / dm:.1f}",
+            ]
+        bad = sum(x[4] for rows in by_rate.values() for x in rows)
+        calls = cpu["redis_publish_calls"]
+        in_cmd = f"{cpu['redis_publish_usec'] / calls:.2f}" if calls else ""
+        io = f"{cpu['redis_io'] / msgs:.2f}" if calls else ""
+        print(
+            f"| {label.replace('-e', ', ')} | {fmt(msgs)} | {dels / msgs:.1f} | {cells[0]:.1f} "
+            f"| {cells[1]:.1f} | {cells[2]:.1f} | {marg[0]} | {marg[1]} | {marg[2]} "
+            f"| {in_cmd} | {io} | {fmt(p99)} | {bad} |"
+        )
+
+
 def fmt(v, digits=1):
     if v is None:
         return ""
@@ -151,6 +252,8 @@ def fmt(v, digits=1):
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "snap":
         snap(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "capacity":
+        capacity(sys.argv[2])
     elif len(sys.argv) >= 4 and sys.argv[1] == "table":
         table(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:

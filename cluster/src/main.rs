@@ -121,7 +121,9 @@ fn print_urls(c: &Cluster) {
         Some(first) => {
             let p = first.port;
             println!("  redis cluster redis-cli -c -p {p} cluster nodes");
-            println!("  topics        redis-cli -c -p {p} pubsub shardnumsub channel-5");
+            println!(
+                "  topics        redis-cli --cluster call 127.0.0.1:{p} pubsub shardnumsub channel-5"
+            );
         }
         None => {
             let redis = c.redis_url().trim_start_matches("redis://");

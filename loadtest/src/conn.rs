@@ -113,6 +113,7 @@ pub async fn run(
         live.store(false, Ordering::Relaxed);
         let End::Closed(why) = end else { break };
         Counters::add(&shared.counters.disconnects, 1);
+        (shared.counters.first_disconnect_us).fetch_min(shared.now_micros(), Ordering::Relaxed);
         s.out.closed_by_server = Some(why.to_string());
         if !shared.resume || why.next() != Next::Reconnect {
             break;
@@ -305,7 +306,13 @@ impl Socket {
                 Counters::add(&shared.counters.errors, 1);
                 Counters::sub(&shared.counters.in_flight, 1);
             }
-            (_, Event::Resumed(follow_up)) => return follow_up,
+            (_, Event::Resumed(follow_up)) => {
+                if follow_up.is_none() && self.client.reconnects() > 0 {
+                    (shared.counters.last_resumed_us)
+                        .fetch_max(shared.now_micros(), Ordering::Relaxed);
+                }
+                return follow_up;
+            }
             _ => {}
         }
         None

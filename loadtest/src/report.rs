@@ -24,6 +24,9 @@ pub struct Connections {
     /// Why first connection attempts failed, counted.
     pub connect_errors: HashMap<String, u64>,
     pub connect_seconds: f64,
+    /// From the first server-side disconnect to the last reconnected socket's completed
+    /// `resume` (`--resume` runs that lost sockets).
+    pub recovery_seconds: Option<f64>,
     /// From TCP connect to the `ready` frame.
     pub connect_latency: Percentiles,
 }
@@ -154,6 +157,13 @@ impl Report {
                 c.disconnects, c.reconnects, c.closed_by_server
             ),
         );
+        if let Some(secs) = c.recovery_seconds {
+            row(
+                &mut s,
+                "all resumed within",
+                format!("{secs:.2} s of the first disconnect"),
+            );
+        }
         let x = &self.sends;
         row(
             &mut s,

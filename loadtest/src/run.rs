@@ -49,7 +49,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     };
 
     let shared = Arc::new(Shared {
-        counters: Counters::default(),
+        counters: Counters::new(),
         e2e: Latency::default(),
         ack: Latency::default(),
         connect: Latency::default(),
@@ -186,6 +186,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         closed_by_server,
         connect_errors,
         connect_seconds: connect_secs,
+        recovery_seconds: c.recovery_seconds(),
         connect_latency: Percentiles::of(&shared.connect.merged()),
     };
     let sends = Sends {

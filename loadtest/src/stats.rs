@@ -99,9 +99,29 @@ pub struct Counters {
     pub expected_live: AtomicU64,
     /// Sends written and neither acked nor refused yet.
     pub in_flight: AtomicU64,
+    /// Microseconds since the run's epoch of the first server-side disconnect (`u64::MAX`
+    /// while there was none) and of the last `resumed` that completed a reconnected socket's
+    /// replay (0 while there was none): the reconnect storm's length.
+    pub first_disconnect_us: AtomicU64,
+    pub last_resumed_us: AtomicU64,
 }
 
 impl Counters {
+    pub fn new() -> Self {
+        Counters {
+            first_disconnect_us: AtomicU64::new(u64::MAX),
+            ..Counters::default()
+        }
+    }
+
+    /// From the first disconnect to the last reconnected socket's completed `resume`, if the
+    /// run had both.
+    pub fn recovery_seconds(&self) -> Option<f64> {
+        let first = self.first_disconnect_us.load(Ordering::Relaxed);
+        let last = self.last_resumed_us.load(Ordering::Relaxed);
+        (first != u64::MAX && last >= first).then(|| (last - first) as f64 / 1e6)
+    }
+
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
     }

@@ -317,11 +317,19 @@ async fn reconnect_storm_resumes_gap_free_with_coalesced_reads() {
     let r = &k.report;
     eprintln!(
         "storm: {moved} sockets of 4000 moved, 50 channels, {} sends acked, {requests} resume \
-         requests, {reads} history reads on the survivor, {:.1} s",
+         requests, {reads} history reads on the survivor, all resumed within {:.2} s of the first \
+         disconnect, {:.1} s",
         r["sends"]["acked"],
+        r["connections"]["recovery_seconds"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
         started.elapsed().as_secs_f64()
     );
     assert_gap_free(&k, moved);
+    assert!(
+        r["connections"]["recovery_seconds"].as_f64().is_some(),
+        "no socket completed a resume: {r:#}"
+    );
     // Each moved socket resumes its one channel (more only after a truncated replay).
     assert!(
         requests >= moved,
