@@ -158,8 +158,8 @@ mod tests {
             .unwrap_or_default();
         assert!(edges.contains("balance roundrobin"));
         assert!(edges.contains("option httpchk GET /health"));
-        assert!(out.contains("acl is_ws path /ws"));
-        assert!(out.contains("use_backend edges if is_ws"));
+        assert!(out.contains("acl to_edges path /ws /sse"));
+        assert!(out.contains("use_backend edges if to_edges"));
         assert!(out.contains("default_backend api"));
         assert!(out.contains("timeout tunnel 1h"));
         assert!(out.contains("hard-stop-after"));

@@ -193,3 +193,98 @@ async fn runtime_api_drain_sends_new_clients_elsewhere_and_keeps_sockets() {
         "the drained edge's socket was closed"
     );
 }
+
+/// One `curl -sN` reading `/sse` through HAProxy: each event as (name, id, data).
+struct Curl {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Curl {
+    fn open(url: &str, last_event_id: Option<&str>) -> Curl {
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.args(["-sSN", "--max-time", "60", url]);
+        if let Some(id) = last_event_id {
+            cmd.args(["-H", &format!("Last-Event-ID: {id}")]);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        use tokio::io::AsyncBufReadExt;
+        Curl {
+            child,
+            lines: tokio::io::BufReader::new(out).lines(),
+        }
+    }
+
+    async fn event(&mut self) -> (String, Option<String>, serde_json::Value) {
+        let (mut name, mut id, mut data) = (String::from("message"), None, String::new());
+        loop {
+            let line = tokio::time::timeout(WAIT, self.lines.next_line())
+                .await
+                .expect("no event in time")
+                .unwrap()
+                .expect("curl's stream ended");
+            if line.is_empty() && !data.is_empty() {
+                return (name, id, serde_json::from_str(&data).unwrap());
+            }
+            match line.split_once(": ") {
+                Some(("event", v)) => name = v.to_owned(),
+                Some(("id", v)) => id = Some(v.to_owned()),
+                Some(("data", v)) => data.push_str(v),
+                _ => {} // a heartbeat comment, or the blank line after it
+            }
+        }
+    }
+
+    /// Seqs of the next `n` messages of `channel`, with the last event id seen.
+    async fn messages(&mut self, channel: i64, n: usize) -> (Vec<i64>, Option<String>) {
+        let (mut seqs, mut last) = (Vec::new(), None);
+        while seqs.len() < n {
+            let (name, id, data) = self.event().await;
+            if name == "message" && data["message"]["channel_id"] == channel {
+                seqs.push(data["message"]["seq"].as_i64().unwrap());
+                last = id;
+            }
+        }
+        (seqs, last)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_through_haproxy_with_curl_resumes_on_the_other_edge_with_last_event_id() {
+    let t = common::start(2).await;
+    let (channel, members) = t.room("sse", 1).await;
+    let sender = &members[0];
+    let (_, token) = t.user("reader").await;
+    t.join(&token, channel).await;
+    let url = format!("{}/sse?token={token}", t.cluster.http_url());
+
+    let mut first = Curl::open(&url, None);
+    let (name, _, ready) = first.event().await;
+    assert_eq!(name, "ready");
+    for i in 0..3 {
+        sender.send(channel, &format!("live {i}"));
+    }
+    let (seqs, last_id) = first.messages(channel, 3).await;
+    assert_eq!(seqs, vec![1, 2, 3]);
+    first.child.kill().await.unwrap();
+    for i in 3..6 {
+        sender.send(channel, &format!("missed {i}"));
+    }
+    sender.wait_acked().await;
+
+    let mut second = Curl::open(&url, last_id.as_deref());
+    let (name, _, again) = second.event().await;
+    assert_eq!(name, "ready");
+    assert_ne!(
+        again["edge"], ready["edge"],
+        "round robin gave the same edge"
+    );
+    sender.send(channel, "live again");
+    let (seqs, _) = second.messages(channel, 4).await;
+    assert_eq!(seqs, vec![4, 5, 6, 7], "resumed from {last_id:?}");
+}

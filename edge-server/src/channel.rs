@@ -82,8 +82,11 @@ pub enum ChannelCmd {
         socket: Arc<SocketHandle>,
         cursor: i64,
     },
+    /// The socket leaves; `farewell` (its `channel_removed`) is queued to it after everything
+    /// this task delivered it before, so nothing of the channel follows it.
     Remove {
         socket: SocketId,
+        farewell: Option<(Arc<SocketHandle>, Frame)>,
     },
     /// Replays `replay` (the messages after `after`) to one socket, then answers.
     Replay {
@@ -191,8 +194,11 @@ impl Task {
                 }
             }
             ChannelCmd::Add { socket, cursor } => self.add(socket, cursor).await,
-            ChannelCmd::Remove { socket } => {
+            ChannelCmd::Remove { socket, farewell } => {
                 self.members.remove(&socket);
+                if let Some((s, frame)) = farewell {
+                    s.queue.push(frame);
+                }
             }
             ChannelCmd::Replay {
                 socket,

@@ -1,12 +1,13 @@
-//! The HTTP side of the edge's one port: `GET /health`, `GET /metrics`, and `GET /ws`, whose
-//! token and `Origin` are checked before the upgrade (401 / 403 without upgrading).
+//! The HTTP side of the edge's one port: `GET /health`, `GET /metrics`, `GET /ws` and
+//! `GET /sse`, whose token and `Origin` are checked before the upgrade or the stream (401 /
+//! 403 without either).
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -19,9 +20,10 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::edge::Edge;
 use crate::session::{OpenError, Session};
+use crate::sse::{self, Refused};
 use crate::wire::BATCH_PROTOCOL;
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<sse::Body>;
 
 /// Why a request was refused; mapped to a status and body in [`HttpError::response`] only.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,8 @@ enum HttpError {
     Unauthorized,
     #[error("origin not allowed")]
     Forbidden,
+    #[error("not a member of channel {0}")]
+    NotMember(i64),
     #[error("not found")]
     NotFound,
     #[error("unavailable")]
@@ -43,7 +47,9 @@ impl HttpError {
         let (status, code) = match self {
             HttpError::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
             HttpError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
-            HttpError::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            HttpError::Forbidden | HttpError::NotMember(_) => {
+                (StatusCode::FORBIDDEN, ErrorCode::Forbidden)
+            }
             HttpError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             HttpError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
         };
@@ -58,8 +64,12 @@ impl HttpError {
     }
 }
 
+fn whole(body: impl Into<Bytes>) -> Resp {
+    Response::new(Full::new(body.into()).boxed())
+}
+
 fn json(status: StatusCode, body: String) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = whole(body);
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -79,7 +89,7 @@ pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Result<Resp, Inf
             }
         }
         (&hyper::Method::GET, "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(edge.registry.render())));
+            let mut r = whole(edge.registry.render());
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -87,6 +97,7 @@ pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Result<Resp, Inf
             Ok(r)
         }
         (&hyper::Method::GET, "/ws") => upgrade(edge, req).await,
+        (&hyper::Method::GET, "/sse") => stream(edge, req).await,
         _ => Err(HttpError::NotFound),
     };
     Ok(r.unwrap_or_else(|e| e.response()))
@@ -111,8 +122,9 @@ fn header_has(req: &Request<Incoming>, name: header::HeaderName, word: &str) -> 
     })
 }
 
-async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, HttpError> {
-    let claims: Claims = token_of(&req)
+/// The token's claims, and a browser's `Origin` matched exactly against the allowed ones.
+fn authorize(edge: &Edge, req: &Request<Incoming>) -> Result<Claims, HttpError> {
+    let claims: Claims = token_of(req)
         .and_then(|t| edge.config.jwt.verify(&t).ok())
         .ok_or(HttpError::Unauthorized)?;
     if let Some(origin) = req.headers().get(header::ORIGIN) {
@@ -123,6 +135,54 @@ async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, Ht
             return Err(HttpError::Forbidden);
         }
     }
+    Ok(claims)
+}
+
+/// Registers the token's user's socket (maps, presence) and reads its channels.
+async fn open(edge: &Arc<Edge>, claims: &Claims) -> Result<Session, HttpError> {
+    if edge.draining.load(Relaxed) {
+        return Err(HttpError::Unavailable);
+    }
+    match Session::open(edge, claims).await {
+        Ok(s) => Ok(s),
+        Err(OpenError::NoUser) => Err(HttpError::Unauthorized),
+        Err(OpenError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "socket setup failed");
+            Err(HttpError::Unavailable)
+        }
+    }
+}
+
+/// `GET /sse?channels=5,7`, resumed by `Last-Event-ID`: see `sse`.
+async fn stream(edge: Arc<Edge>, req: Request<Incoming>) -> Result<Resp, HttpError> {
+    let claims = authorize(&edge, &req)?;
+    let last = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok());
+    let (only, from) = sse::params(req.uri().query(), last).map_err(refused)?;
+    let session = open(&edge, &claims).await?;
+    let body = sse::start(&edge, session, only.as_deref(), &from).map_err(refused)?;
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(r)
+}
+
+fn refused(r: Refused) -> HttpError {
+    match r {
+        Refused::BadRequest(why) => HttpError::BadRequest(why),
+        Refused::NotMember(c) => HttpError::NotMember(c),
+    }
+}
+
+async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, HttpError> {
+    let claims = authorize(&edge, &req)?;
     if !header_has(&req, header::UPGRADE, "websocket")
         || !header_has(&req, header::CONNECTION, "upgrade")
     {
@@ -134,18 +194,7 @@ async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, Ht
         .ok_or(HttpError::BadRequest("missing Sec-WebSocket-Key"))?;
     let accept = derive_accept_key(key.as_bytes());
     let batch = header_has(&req, header::SEC_WEBSOCKET_PROTOCOL, BATCH_PROTOCOL);
-    if edge.draining.load(Relaxed) {
-        return Err(HttpError::Unavailable);
-    }
-
-    let session = match Session::open(&edge, &claims).await {
-        Ok(s) => s,
-        Err(OpenError::NoUser) => return Err(HttpError::Unauthorized),
-        Err(OpenError::Unavailable(e)) => {
-            tracing::warn!(error = %e, "socket setup failed");
-            return Err(HttpError::Unavailable);
-        }
-    };
+    let session = open(&edge, &claims).await?;
     let on_upgrade = hyper::upgrade::on(&mut req);
     let max = edge.config.limits.max_frame_bytes;
     edge.tracker.spawn(async move {
@@ -170,7 +219,7 @@ async fn upgrade(edge: Arc<Edge>, mut req: Request<Incoming>) -> Result<Resp, Ht
         }
     });
 
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = whole(Bytes::new());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

@@ -112,7 +112,7 @@ impl Hub {
             st.channels.drain().collect()
         };
         for ch in channels {
-            self.leave_channel(s.id, ch);
+            self.leave_channel(s, ch, None);
         }
         let mut users = lock(&self.users);
         let left = match users.get_mut(&s.user_id) {
@@ -164,8 +164,7 @@ impl Hub {
                 payload,
             } => {
                 if st.channels.remove(&channel_id) {
-                    self.leave_channel(s.id, channel_id);
-                    s.queue.push(payload);
+                    self.leave_channel(s, channel_id, Some(payload));
                 }
             }
         }
@@ -188,13 +187,21 @@ impl Hub {
         });
     }
 
-    fn leave_channel(&self, id: SocketId, ch: i64) {
+    /// Takes the socket out of the channel; `farewell` goes to it through the channel's task,
+    /// after whatever the task delivered it before.
+    fn leave_channel(&self, s: &Arc<SocketHandle>, ch: i64, farewell: Option<Frame>) {
         let mut channels = lock(&self.channels);
         let Some(entry) = channels.get_mut(&ch) else {
+            if let Some(f) = farewell {
+                s.queue.push(f);
+            }
             return;
         };
-        entry.sockets.remove(&id);
-        let _ = entry.tx.send(ChannelCmd::Remove { socket: id });
+        entry.sockets.remove(&s.id);
+        let _ = entry.tx.send(ChannelCmd::Remove {
+            socket: s.id,
+            farewell: farewell.map(|f| (s.clone(), f)),
+        });
         if entry.sockets.is_empty() {
             let _ = entry.tx.send(ChannelCmd::Stop);
             channels.remove(&ch);

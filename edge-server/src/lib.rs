@@ -16,6 +16,7 @@ mod queue;
 mod replays;
 mod session;
 mod socket;
+mod sse;
 mod subs;
 mod wire;
 

@@ -95,6 +95,19 @@ pub struct Session {
     token_exp: i64,
 }
 
+/// An opened socket served by a transport other than the WebSocket (the SSE stream): active
+/// in its channels, unregistered from the maps and from presence when dropped.
+pub struct Opened {
+    reg: Registration,
+    pub token_exp: i64,
+}
+
+impl Opened {
+    pub fn socket(&self) -> &Arc<SocketHandle> {
+        &self.reg.socket
+    }
+}
+
 /// What ended the read/write loop.
 enum End {
     /// The client went away or the connection broke: nothing more to write.
@@ -149,6 +162,25 @@ impl Session {
             channels,
             token_exp: claims.exp,
         })
+    }
+
+    /// The channels `ready` announced, with their seqs.
+    pub fn channels(&self) -> &[(i64, i64)] {
+        &self.channels
+    }
+
+    /// Activates the socket for another transport: `ready` is queued, then the socket joins
+    /// `channels`, each at the seq given (behind a channel's last seq: what it missed is
+    /// delivered first, in order).
+    pub fn activate(self, channels: &[(i64, i64)]) -> Opened {
+        let Session {
+            reg,
+            ready,
+            token_exp,
+            ..
+        } = self;
+        reg.edge.hub.activate(&reg.socket, ready, channels);
+        Opened { reg, token_exp }
     }
 
     /// Serves the upgraded socket until it closes; the registration goes with it. A `batch`

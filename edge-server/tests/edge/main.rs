@@ -13,4 +13,5 @@ mod membership;
 mod process;
 mod session;
 mod sharded;
+mod sse;
 mod transports;
