@@ -13,10 +13,22 @@ export const CHAT_URL = process.env.CHAT_URL;
 const CONTROL_URL = process.env.CHAT_CONTROL_URL;
 const JWT_SECRET = process.env.CHAT_JWT_SECRET;
 
-/** `skip` option of every cluster test. */
-export const skip = CHAT_URL
-  ? false
-  : 'CHAT_URL is not set: cluster tests run under `cargo test -p cluster --test js_client`, which starts a cluster';
+/** Options of every cluster test: skipped without a cluster, bounded in time. */
+export const options = {
+  skip: CHAT_URL
+    ? false
+    : 'CHAT_URL is not set: cluster tests run under `cargo test -p cluster --test js_client`, which starts a cluster',
+  timeout: 90_000,
+};
+
+/** Clients not closed yet, so a failing test does not leave sockets behind (`closeAll`). */
+const open = new Set();
+
+/** Closes every client the test made (an `afterEach` of every cluster test file). */
+export function closeAll() {
+  for (const c of open) c.close();
+  open.clear();
+}
 
 if (CHAT_URL && typeof globalThis.WebSocket !== 'function') {
   throw new Error('no global WebSocket: run node 20 with --experimental-websocket');
@@ -70,6 +82,7 @@ export function recordingWebSocket() {
  */
 export function client(user, options = {}) {
   const c = connect(CHAT_URL, user.token, { backoff: { baseMs: 100, maxMs: 1000 }, ...options });
+  open.add(c);
   const log = { states: [], auth: [], messages: new Map(), frames: [] };
   c.on('state', (s) => log.states.push(s));
   c.on('auth', (a) => log.auth.push(a));

@@ -1,11 +1,23 @@
 // Against a real cluster: an expired or refused token is an `auth` event, never a reconnect
 // loop; a new token brings the client back.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 
-import { WAIT, client, newUser, recordingWebSocket, skip, sleep, token, until } from '../test-support/cluster.js';
+import {
+  WAIT,
+  client,
+  closeAll,
+  newUser,
+  options,
+  recordingWebSocket,
+  sleep,
+  token,
+  until,
+} from '../test-support/cluster.js';
 
-test('a token expiring while connected: close 4001, auth event, no reconnect', { skip }, async () => {
+afterEach(closeAll);
+
+test('a token expiring while connected: close 4001, auth event, no reconnect', options, async () => {
   const u = await newUser('expiring');
   const rec = recordingWebSocket();
   const c = client({ ...u, token: token(u, 2) }, { WebSocket: rec.WebSocket });
@@ -26,7 +38,7 @@ for (const [what, bad] of [
   ['an expired token', (u) => token(u, -60)],
   ['a token that is not a JWT', () => 'not-a-token'],
 ]) {
-  test(`${what} at the handshake: auth event, no reconnect loop`, { skip }, async () => {
+  test(`${what} at the handshake: auth event, no reconnect loop`, options, async () => {
     const u = await newUser('refused');
     const rec = recordingWebSocket();
     const c = client({ ...u, token: bad(u) }, { WebSocket: rec.WebSocket });

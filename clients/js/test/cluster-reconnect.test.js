@@ -1,21 +1,24 @@
 // Against a real cluster: an edge killed (-9) under traffic, and sends retried across the
 // reconnect. Each test starts the edge again before it ends.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 
 import {
   WAIT,
   client,
   clientElsewhere,
+  closeAll,
   edge,
+  options,
   range,
   recordingWebSocket,
   room,
   seqs,
-  skip,
   sleep,
   until,
 } from '../test-support/cluster.js';
+
+afterEach(closeAll);
 
 /** Kills `name` with `action`s in order, runs `during`, then starts the edge again. */
 async function withEdgeDown(name, actions, during) {
@@ -27,7 +30,7 @@ async function withEdgeDown(name, actions, during) {
   }
 }
 
-test('an edge killed mid-stream: reconnecting, ready, resumed, every message once and in order', { skip }, async () => {
+test('an edge killed mid-stream: reconnecting, ready, resumed, every message once and in order', options, async () => {
   const { channel, users } = await room('kill', 2);
   const sender = client(users[0]);
   await sender.ready();
@@ -62,7 +65,7 @@ test('an edge killed mid-stream: reconnecting, ready, resumed, every message onc
   victim.close();
 });
 
-test('sends written to an edge that dies are retried with the same id and stored once', { skip }, async () => {
+test('sends written to an edge that dies are retried with the same id and stored once', options, async () => {
   const { channel, users } = await room('retry', 2);
   const watcher = client(users[0]);
   await watcher.ready();

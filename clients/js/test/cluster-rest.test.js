@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CHAT_URL, newUser, skip } from '../test-support/cluster.js';
 import { HttpError, Rest } from '../src/index.js';
+import { CHAT_URL, newUser, options } from '../test-support/cluster.js';
 
-test('register, login, channels, join, leave and history pages', { skip }, async () => {
+test('register, login, channels, join, leave and history pages', options, async () => {
   const alice = await newUser('rest');
   const bob = await newUser('rest');
   await assert.rejects(new Rest(CHAT_URL).register(alice.name, 'another-password'), (e) => {
