@@ -105,7 +105,13 @@ export class ChatClient extends Emitter {
     ws.onmessage = (ev) => {
       if (this._sock === sock) this._onData(ev.data);
     };
-    ws.onerror = () => {}; // a close event follows
+    // A failed handshake (refused token, network error) fires `error`; browsers follow it
+    // with `close`, Node 20's WebSocket does not. An open socket's `error` is followed by its
+    // `close`, which is given a moment before the socket is given up.
+    ws.onerror = () => {
+      if (!sock.opened) this._onClose(sock, 1006, 'connection failed');
+      else setTimeout(() => this._drop(sock, 'error without close'), 1000);
+    };
     ws.onclose = (ev) => this._onClose(sock, ev.code, ev.reason);
   }
 
@@ -371,7 +377,7 @@ export class ChatClient extends Emitter {
   _stopSocket() {
     const sock = this._sock;
     if (sock) {
-      sock.ws.onopen = sock.ws.onmessage = sock.ws.onclose = null;
+      sock.ws.onopen = sock.ws.onmessage = sock.ws.onclose = sock.ws.onerror = null;
     }
     this._sock = null;
     for (const k of Object.keys(this._timers)) {

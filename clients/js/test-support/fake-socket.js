@@ -34,6 +34,12 @@ export class FakeSocket {
     this.onmessage?.({ data: JSON.stringify(frame) });
   }
 
+  /** A failed handshake as Node 20 reports it: `error`, and no `close`. */
+  fail() {
+    this.readyState = 3;
+    this.onerror?.({ type: 'error' });
+  }
+
   drop(code = 1006) {
     this.readyState = 3;
     this.onclose?.({ code, reason: '' });

@@ -89,6 +89,8 @@ test('a refused handshake is told from a network error by GET /api/me', async ()
   await until(() => FakeSocket.made.length === 2, 500, 'a socket');
   last().drop(1006);
   await until(() => FakeSocket.made.length === 3, 500, 'a retry after a network error');
+  last().fail(); // `error` without `close`, as in Node 20
+  await until(() => FakeSocket.made.length === 4, 500, 'a retry after an error alone');
   assert.equal(down.state, 'connecting');
   down.close();
 });
