@@ -24,9 +24,15 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(300);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_client_passes_its_tests_against_a_real_cluster() {
     let Some(version) = node_version() else {
-        eprintln!("skipped: `node` is not installed (the clients/js tests need Node 20.10 or later)");
+        eprintln!(
+            "skipped: `node` is not installed (the clients/js tests need Node 20.10 or later)"
+        );
         return;
     };
+    assert!(
+        at_least(&version, (20, 10)),
+        "node {version} is too old: the clients/js tests need 20.10 or later (WebSocket)"
+    );
     let t = common::start(2).await;
     let chat_url = t.cluster.http_url();
     let secret = t.cluster.jwt_secret().to_owned();
@@ -82,6 +88,18 @@ fn node_version() -> Option<String> {
         .output()
         .ok()?;
     Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Whether `v20.11.1` is at least `(major, minor)`.
+fn at_least(version: &str, want: (u32, u32)) -> bool {
+    let mut parts = version.trim_start_matches('v').split('.');
+    let mut next = || {
+        parts
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    (next(), next()) >= want
 }
 
 /// A minimal HTTP server for the JavaScript tests: `POST /edges/edge-N/{stop,kill,start}`.
