@@ -112,3 +112,39 @@ test('rate_limited is resent after retry_after_ms; other errors reject', async (
   await assert.rejects(c.send(5, 'x'.repeat(70_000)), { code: 'too_large' });
   c.close();
 });
+
+test('a truncated resume is resumed again after resumed; a lasting hole is asked for again', async () => {
+  const c = connect('http://chat.test', 'tok', opts({ gapResumeMs: 30 }));
+  const got = [];
+  c.on('message', (m) => got.push(m.seq));
+  await until(() => FakeSocket.made.length === 1, 500, 'a socket');
+  last().accept();
+  last().serve(ready([{ id: 5, last_seq: 0 }]));
+  last().drop(1012);
+  await until(() => FakeSocket.made.length === 2, 500, 'a reconnect after 1012');
+  last().accept();
+  last().serve(ready([{ id: 5, last_seq: 2500 }]));
+  assert.deepEqual(last().sent, [{ type: 'resume', channels: { 5: 0 } }]);
+  last().serve(message(1));
+  last().serve(message(2));
+  last().serve({ type: 'resume_truncated', channel_id: 5, next_seq: 3 });
+  last().serve({ type: 'resumed' });
+  assert.deepEqual(last().sent.at(-1), { type: 'resume', channels: { 5: 2 } }, 'from where the replay stopped');
+  last().serve(message(4)); // a hole at 3 that nothing fills
+  await until(() => last().sent.length === 3, 500, 'a resume for the hole');
+  assert.deepEqual(last().sent.at(-1), { type: 'resume', channels: { 5: 2 } });
+  last().serve(message(3));
+  assert.deepEqual(got, [1, 2, 3, 4]);
+  c.close();
+});
+
+test('a silent socket is pinged, then given up and replaced', async () => {
+  const c = connect('http://chat.test', 'tok', opts({ pingIntervalMs: 20, pongTimeoutMs: 20 }));
+  await until(() => FakeSocket.made.length === 1, 500, 'a socket');
+  last().accept();
+  last().serve(ready([]));
+  await until(() => last().sent.some((f) => f.type === 'ping'), 500, 'a ping');
+  await until(() => FakeSocket.made.length === 2, 500, 'a new socket');
+  assert.equal(c.state, 'reconnecting');
+  c.close();
+});
