@@ -190,7 +190,12 @@ export class ChatClient extends Emitter {
     return answered;
   }
 
-  /** Sends a message; resolves with the stored message (SPEC 3) once committed. */
+  /**
+   * Sends a message; resolves with the stored message (SPEC 3) once committed.
+   * @param {number} channelId
+   * @param {string} content
+   * @param {{replyTo?: number | null, clientMsgId?: string}} [opts]
+   */
   send(channelId, content, { replyTo, clientMsgId } = {}) {
     return this.request({ type: 'send', channel_id: channelId, content, reply_to: replyTo ?? null, [ID_FIELD]: clientMsgId });
   }
@@ -198,28 +203,58 @@ export class ChatClient extends Emitter {
   // The four below need the server's edit/delete/reaction frames (answered by `ack`/`error`
   // like `send`; the changes reach members as their own event frames, emitted by type).
 
+  /**
+   * @param {number} channelId
+   * @param {string} messageId
+   * @param {string} content
+   * @param {{clientId?: string}} [opts]
+   */
   edit(channelId, messageId, content, { clientId } = {}) {
     return this.request({ type: 'edit', channel_id: channelId, message_id: String(messageId), content, [ID_FIELD]: clientId });
   }
 
+  /**
+   * @param {number} channelId
+   * @param {string} messageId
+   * @param {{clientId?: string}} [opts]
+   */
   delete(channelId, messageId, { clientId } = {}) {
     return this.request({ type: 'delete', channel_id: channelId, message_id: String(messageId), [ID_FIELD]: clientId });
   }
 
+  /**
+   * @param {number} channelId
+   * @param {string} messageId
+   * @param {string} emoji
+   * @param {{clientId?: string}} [opts]
+   */
   react(channelId, messageId, emoji, { clientId } = {}) {
     return this.request({ type: 'react', channel_id: channelId, message_id: String(messageId), emoji, [ID_FIELD]: clientId });
   }
 
+  /**
+   * @param {number} channelId
+   * @param {string} messageId
+   * @param {string} emoji
+   * @param {{clientId?: string}} [opts]
+   */
   unreact(channelId, messageId, emoji, { clientId } = {}) {
     return this.request({ type: 'unreact', channel_id: channelId, message_id: String(messageId), emoji, [ID_FIELD]: clientId });
   }
 
-  /** Tells the channel's other members that the user is typing (dropped while not ready). */
+  /**
+   * Tells the channel's other members that the user is typing (dropped while not ready).
+   * @param {number} channelId
+   */
   typing(channelId) {
     if (this.state === 'ready') this._write({ type: 'typing', channel_id: channelId });
   }
 
-  /** Moves the read marker; kept and written on the next `ready` while disconnected. */
+  /**
+   * Moves the read marker; kept and written on the next `ready` while disconnected.
+   * @param {number} channelId
+   * @param {number} seq
+   */
   markRead(channelId, seq) {
     if (this.state === 'ready' && this._write({ type: 'read', channel_id: channelId, seq })) return;
     this._reads.set(channelId, Math.max(seq, this._reads.get(channelId) ?? 0));

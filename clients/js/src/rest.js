@@ -86,11 +86,15 @@ export class Rest {
     return this.request('GET', '/api/me');
   }
 
+  /** @param {{online?: boolean, after?: number, limit?: number}} [opts] */
   users({ online, after, limit } = {}) {
     return this.request('GET', `/api/users${query({ online, after, limit })}`);
   }
 
-  /** Public channels, one page: `{channels, next}`. */
+  /**
+   * Public channels, one page: `{channels, next}`.
+   * @param {{after?: number, limit?: number}} [opts]
+   */
   channels({ after, limit } = {}) {
     return this.request('GET', `/api/channels${query({ after, limit })}`);
   }
@@ -123,6 +127,8 @@ export class Rest {
 
   /**
    * One page of history: newest first below `before`, or ascending above `after`.
+   * @param {number} channelId
+   * @param {{before?: number, after?: number, limit?: number}} [opts]
    * @returns {Promise<{messages: any[], next: number | null}>}
    */
   history(channelId, { before, after, limit } = {}) {
@@ -132,6 +138,8 @@ export class Rest {
   /**
    * Every page from a starting point, following `next`: backwards from `before` (or the
    * newest) without `after`, forwards from `after` with it.
+   * @param {number} channelId
+   * @param {{before?: number, after?: number, limit?: number}} [opts]
    * @returns {AsyncGenerator<any[]>}
    */
   async *pages(channelId, { before, after, limit } = {}) {
@@ -145,7 +153,12 @@ export class Rest {
     }
   }
 
-  /** A send over HTTP (same rules as a WebSocket send). */
+  /**
+   * A send over HTTP (same rules as a WebSocket send).
+   * @param {number} channelId
+   * @param {string} content
+   * @param {{clientMsgId?: string, replyTo?: number}} [opts]
+   */
   sendMessage(channelId, content, { clientMsgId, replyTo } = {}) {
     return this.request('POST', `/api/channels/${channelId}/messages`, {
       content,
