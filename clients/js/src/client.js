@@ -23,6 +23,8 @@ const MAX_FRAME_BYTES = 64 * 1024;
 const DEFAULT_RETRY_MS = 100;
 
 const OPEN = 1;
+/** Events of the client itself, never the name of a forwarded frame. */
+const OWN_EVENTS = new Set(['state', 'auth', 'disconnect', 'frame']);
 
 /**
  * Creates a client and starts connecting (on the next microtask, so listeners attached right
@@ -305,7 +307,7 @@ export class ChatClient extends Emitter {
     }
     // typing, read, presence, member_joined, member_left, channel_added, channel_removed,
     // resume_truncated, resumed, and frames this version does not know: by their type.
-    this.emit(f.type, f);
+    if (!OWN_EVENTS.has(f.type)) this.emit(f.type, f);
   }
 
   _onReady(f) {
