@@ -21,6 +21,18 @@ export const options = {
   timeout: 90_000,
 };
 
+/** ... for tests that freeze, kill and restart edges (`CHAT_CONTROL_URL`). */
+export const withControl = {
+  ...options,
+  skip: options.skip || (!CONTROL_URL && 'CHAT_CONTROL_URL is not set: no way to kill and restart edges'),
+};
+
+/** ... for tests that sign their own tokens (`CHAT_JWT_SECRET`). */
+export const withSecret = {
+  ...options,
+  skip: options.skip || (!JWT_SECRET && 'CHAT_JWT_SECRET is not set: no way to sign a short-lived token'),
+};
+
 /** Clients not closed yet, so a failing test does not leave sockets behind (`closeAll`). */
 const open = new Set();
 

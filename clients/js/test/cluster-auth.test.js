@@ -9,6 +9,7 @@ import {
   closeAll,
   newUser,
   options,
+  withSecret,
   recordingWebSocket,
   sleep,
   token,
@@ -17,7 +18,7 @@ import {
 
 afterEach(closeAll);
 
-test('a token expiring while connected: close 4001, auth event, no reconnect', options, async () => {
+test('a token expiring while connected: close 4001, auth event, no reconnect', withSecret, async () => {
   const u = await newUser('expiring');
   const rec = recordingWebSocket();
   const c = client({ ...u, token: token(u, 2) }, { WebSocket: rec.WebSocket });
@@ -34,11 +35,11 @@ test('a token expiring while connected: close 4001, auth event, no reconnect', o
   c.close();
 });
 
-for (const [what, bad] of [
-  ['an expired token', (u) => token(u, -60)],
-  ['a token that is not a JWT', () => 'not-a-token'],
+for (const [what, bad, opts] of [
+  ['an expired token', (u) => token(u, -60), withSecret],
+  ['a token that is not a JWT', () => 'not-a-token', options],
 ]) {
-  test(`${what} at the handshake: auth event, no reconnect loop`, options, async () => {
+  test(`${what} at the handshake: auth event, no reconnect loop`, opts, async () => {
     const u = await newUser('refused');
     const rec = recordingWebSocket();
     const c = client({ ...u, token: bad(u) }, { WebSocket: rec.WebSocket });

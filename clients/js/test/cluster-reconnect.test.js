@@ -9,13 +9,13 @@ import {
   clientElsewhere,
   closeAll,
   edge,
-  options,
   range,
   recordingWebSocket,
   room,
   seqs,
   sleep,
   until,
+  withControl,
 } from '../test-support/cluster.js';
 
 afterEach(closeAll);
@@ -30,7 +30,7 @@ async function withEdgeDown(name, actions, during) {
   }
 }
 
-test('an edge killed mid-stream: reconnecting, ready, resumed, every message once and in order', options, async () => {
+test('an edge killed mid-stream: reconnecting, ready, resumed, every message once and in order', withControl, async () => {
   const { channel, users } = await room('kill', 2);
   const sender = client(users[0]);
   await sender.ready();
@@ -65,7 +65,7 @@ test('an edge killed mid-stream: reconnecting, ready, resumed, every message onc
   victim.close();
 });
 
-test('sends written to an edge that dies are retried with the same id and stored once', options, async () => {
+test('sends written to an edge that dies are retried with the same id and stored once', withControl, async () => {
   const { channel, users } = await room('retry', 2);
   const watcher = client(users[0]);
   await watcher.ready();
