@@ -102,7 +102,7 @@ fn at_least(version: &str, want: (u32, u32)) -> bool {
     (next(), next()) >= want
 }
 
-/// A minimal HTTP server for the JavaScript tests: `POST /edges/edge-N/{stop,kill,start}`.
+/// A minimal HTTP server for the JavaScript tests: `POST /edges/edge-N/{stop,kill,term,start}`.
 async fn serve_control(listener: TcpListener, cluster: Arc<Mutex<TestCluster>>) {
     while let Ok((stream, _)) = listener.accept().await {
         let cluster = cluster.clone();
@@ -139,8 +139,9 @@ async fn answer(mut stream: TcpStream, cluster: &Mutex<TestCluster>) -> std::io:
     stream.shutdown().await
 }
 
-/// `/edges/edge-N/stop` freezes edge N (SIGSTOP), `/kill` kills it (SIGKILL) and waits for its
-/// exit, `/start` starts it again and waits until HAProxy has it UP.
+/// `/edges/edge-N/stop` freezes edge N (SIGSTOP), `/kill` kills it (SIGKILL) and `/term`
+/// drains it (SIGTERM), each waiting for its exit; `/start` starts it again and waits until
+/// HAProxy has it UP.
 async fn operate(path: &str, cluster: &Mutex<TestCluster>) -> Result<String, String> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let ["edges", name, action] = parts[..] else {
@@ -167,12 +168,22 @@ async fn operate(path: &str, cluster: &Mutex<TestCluster>) -> Result<String, Str
                 .then(|| format!("{name} stopped"))
                 .ok_or_else(|| format!("kill -STOP {pid}: {status}"))
         }
-        "kill" => t
-            .cluster
-            .kill_edge(i, libc::SIGKILL)
-            .await
-            .map(|s| format!("{name} exited: {s}"))
-            .map_err(|e| e.to_string()),
+        "kill" | "term" => {
+            let signal = match action {
+                "kill" => libc::SIGKILL,
+                _ => libc::SIGTERM,
+            };
+            let exited = t
+                .cluster
+                .kill_edge(i, signal)
+                .await
+                .map_err(|e| e.to_string())
+                .map(|s| format!("{name} exited: {s}"))?;
+            // Until HAProxy has noticed, its status is still the old UP: a `start` right away
+            // would take that for the new process's, and new sockets would not reach it.
+            wait_not_up(&t, name).await?;
+            Ok(exited)
+        }
         "start" => {
             t.cluster.start_edge(i).await.map_err(|e| e.to_string())?;
             t.cluster
@@ -182,5 +193,25 @@ async fn operate(path: &str, cluster: &Mutex<TestCluster>) -> Result<String, Str
             Ok(format!("{name} up"))
         }
         _ => Err(format!("no such action {action}")),
+    }
+}
+
+/// Waits until HAProxy no longer has edge `name` UP.
+async fn wait_not_up(t: &TestCluster, name: &str) -> Result<(), String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = t
+            .cluster
+            .haproxy_status("edges", name)
+            .map_err(|e| e.to_string())?;
+        if !status.as_deref().is_some_and(|s| s.starts_with("UP")) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "HAProxy still has {name} {status:?} after {WAIT:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -5,7 +5,7 @@
 import { createHmac } from 'node:crypto';
 
 import { connect, Rest } from '../src/index.js';
-import { until } from './wait.js';
+import { sleep, until } from './wait.js';
 
 export { sleep, until } from './wait.js';
 
@@ -113,17 +113,20 @@ export function client(user, options = {}) {
 
 /** Connects `user` again until its socket is on another edge than `other`'s. */
 export async function clientElsewhere(user, other, options) {
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 10; i++) {
     const c = client(user, options);
     const ready = await c.ready();
     if (ready.edge !== other.session.edge) return c;
     c.close();
+    await sleep(200);
   }
-  throw new Error(`${user.name}: always on ${other.session.edge}`);
+  const stats = await (await fetch(`${CHAT_URL}/haproxy?stats;csv`)).text();
+  const edges = stats.split('\n').filter((l) => l.startsWith('edges,')).map((l) => l.split(',').slice(0, 20).join(','));
+  throw new Error(`${user.name}: always on ${other.session.edge}; HAProxy: ${edges.join(' | ')}`);
 }
 
-/** Operates an edge of the cluster: `stop` (SIGSTOP), `kill` (SIGKILL, waits for the exit),
- * `start` (starts it again, waits until HAProxy has it UP). */
+/** Operates an edge of the cluster: `stop` (SIGSTOP), `kill` (SIGKILL) or `term` (SIGTERM:
+ * drain), each waiting for the exit; `start` (starts it again, waits until HAProxy has it UP). */
 export async function edge(action, name) {
   const res = await fetch(`${CONTROL_URL}/edges/${name}/${action}`, { method: 'POST' });
   const text = await res.text();

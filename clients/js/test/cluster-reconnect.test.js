@@ -1,5 +1,5 @@
-// Against a real cluster: an edge killed (-9) under traffic, and sends retried across the
-// reconnect. Each test starts the edge again before it ends.
+// Against a real cluster: an edge killed (-9) under traffic, sends retried across the
+// reconnect, an edge drained (1012). Each test starts the edge again before it ends.
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 
@@ -30,6 +30,8 @@ async function withEdgeDown(name, actions, during) {
   }
 }
 
+// The edge is frozen (SIGSTOP) for ten messages before the SIGKILL, so the victim certainly
+// misses some and must resume them; the stream goes on while it reconnects.
 test('an edge killed mid-stream: reconnecting, ready, resumed, every message once and in order', withControl, async () => {
   const { channel, users } = await room('kill', 2);
   const sender = client(users[0]);
@@ -41,12 +43,15 @@ test('an edge killed mid-stream: reconnecting, ready, resumed, every message onc
   const killed = victim.session.edge;
   const sends = [];
   await withEdgeDown(killed, [], async () => {
+    let killing;
     for (let i = 0; i < 60; i++) {
       sends.push(sender.send(channel, `s${i}`));
       if (i % 6 === 0) sends.push(victim.send(channel, `v${i}`));
-      if (i === 20) await edge('kill', killed);
+      if (i === 15) await edge('stop', killed);
+      if (i === 25) killing = edge('kill', killed);
       await sleep(25);
     }
+    await killing;
     const acked = await Promise.all(sends);
     const total = sends.length;
     assert.deepEqual(seqs(acked).sort((x, y) => x - y), range(total), 'one stored message per send');
@@ -101,4 +106,26 @@ test('sends written to an edge that dies are retried with the same id and stored
   assert.deepEqual(seqs(c.delivered(channel)), range(25));
   watcher.close();
   c.close();
+});
+
+test('an edge draining on SIGTERM: close 1012, reconnect elsewhere, nothing lost', withControl, async () => {
+  const { channel, users } = await room('drain', 2);
+  const sender = client(users[0]);
+  await sender.ready();
+  const c = await clientElsewhere(users[1], sender);
+  const drained = c.session.edge;
+  const closes = [];
+  c.on('disconnect', (d) => closes.push(d.code));
+  const sends = [];
+  await withEdgeDown(drained, [], async () => {
+    for (let i = 0; i < 10; i++) sends.push(sender.send(channel, `before ${i}`));
+    await edge('term', drained);
+    for (let i = 0; i < 10; i++) sends.push(sender.send(channel, `after ${i}`));
+    await Promise.all(sends);
+    await c.waitFor(channel, 20);
+  });
+  assert.deepEqual(closes, [1012]);
+  assert.notEqual(c.session.edge, drained);
+  assert.deepEqual(seqs(c.delivered(channel)), range(20));
+  assert.deepEqual(c.log.states, ['connecting', 'ready', 'reconnecting', 'ready']);
 });
