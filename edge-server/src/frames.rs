@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::join_all;
-use shared::chat::{Actor, ChatError, SendRequest};
+use shared::chat::{Actor, ChangeRequest, ChatError, SendRequest};
 use shared::protocol::{ClientFrame, ErrorCode, ServerFrame};
 use tokio::sync::oneshot;
 
@@ -87,6 +87,12 @@ pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) -> Opti
             };
             Some(send(edge, s, req).await)
         }
+        f @ (ClientFrame::Edit { .. }
+        | ClientFrame::Delete { .. }
+        | ClientFrame::React { .. }
+        | ClientFrame::Unreact { .. }) => {
+            ChangeRequest::from_frame(f).map(|req| change(edge, s, req))
+        }
         ClientFrame::Typing { channel_id } => {
             if !s.is_member(channel_id) {
                 return Some(refuse(ChatError::NotMember, None));
@@ -137,8 +143,30 @@ async fn send(edge: &Arc<Edge>, s: &SocketHandle, req: SendRequest) -> Reply {
                 vec![ServerFrame::Ack {
                     client_msg_id: cmid,
                     message: sent.into_message(),
+                    event: None,
                 }]
             }
+            Err(e) => vec![error_frame(&e, cmid)],
+        }
+    })
+}
+
+/// Applies a change to a message (edit, delete, react, unreact) and answers with `ack` (the
+/// message as it is now, and the event recorded) or `error`, with the frame's
+/// `client_msg_id`. The event itself reaches every member, this socket too, on the channel.
+fn change(edge: &Arc<Edge>, s: &SocketHandle, req: ChangeRequest) -> Reply {
+    let cmid = req.client_msg_id.clone();
+    if !s.is_member(req.channel_id) {
+        return refuse(ChatError::NotMember, cmid);
+    }
+    let (chat, user) = (edge.chat.clone(), s.user_id);
+    Box::pin(async move {
+        match chat.change(user, req).await {
+            Ok(done) => vec![ServerFrame::Ack {
+                client_msg_id: cmid,
+                message: done.message,
+                event: done.event,
+            }],
             Err(e) => vec![error_frame(&e, cmid)],
         }
     })

@@ -1,4 +1,4 @@
-//! History, sends over HTTP and read markers: adapters over `shared::chat`.
+//! History, threads, sends over HTTP and read markers: adapters over `shared::chat`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -38,6 +38,32 @@ pub async fn history(
     Ok(Json(HistoryPage {
         messages: page.messages,
         next: page.next,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThreadPage {
+    root: Message,
+    messages: Vec<Message>,
+    next: Option<i64>,
+}
+
+/// `GET /api/channels/{id}/threads/{root_seq}?before=&after=&limit=`: the root and a page of
+/// its replies, with the cursors of history.
+pub async fn thread(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Path((id, root)): Path<(i64, i64)>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<ThreadPage>, ApiError> {
+    let t = s
+        .chat
+        .thread(me.id, id, root, q.before, q.after, q.limit)
+        .await?;
+    Ok(Json(ThreadPage {
+        root: t.root,
+        messages: t.messages,
+        next: t.next,
     }))
 }
 

@@ -1,12 +1,13 @@
 //! The router: every route of SPEC section 3, the web client, and JSON fallbacks.
 
 mod accounts;
+mod changes;
 mod channels;
 mod messages;
 mod ops;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -28,6 +29,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/channels/{id}/messages",
             get(messages::history).post(messages::send),
+        )
+        .route(
+            "/api/channels/{id}/messages/{message_id}",
+            axum::routing::patch(changes::edit).delete(changes::delete),
+        )
+        .route(
+            "/api/channels/{id}/messages/{message_id}/reactions/{emoji}",
+            put(changes::react).delete(changes::unreact),
+        )
+        .route(
+            "/api/channels/{id}/threads/{root_seq}",
+            get(messages::thread),
         )
         .route("/api/channels/{id}/read", post(messages::read))
         .route("/health", get(ops::health))

@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod changes;
 mod channels;
 mod faults;
 mod messages;
 mod pubsub;
 mod support;
+mod threads;
 mod tokens;

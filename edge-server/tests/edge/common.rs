@@ -239,6 +239,7 @@ impl Client {
                 ServerFrame::Ack {
                     client_msg_id,
                     message,
+                    ..
                 } if client_msg_id.as_deref() == Some(cmid) => Some(message.clone()),
                 ServerFrame::Error {
                     client_msg_id,

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod batch;
+mod changes;
 mod common;
 mod delivery;
 mod faults;
@@ -13,4 +14,5 @@ mod membership;
 mod process;
 mod session;
 mod sharded;
+mod threads;
 mod transports;

@@ -53,7 +53,7 @@ pub struct DirectChannel {
 }
 
 impl Store {
-    /// Creates a group channel with `creator` as its first member.
+    /// Creates a group channel with `creator` as its first member and owner.
     pub async fn create_channel(&self, name: &str, creator: i64) -> Result<Channel, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
@@ -68,7 +68,7 @@ impl Store {
             .await?;
         let ch = channel(&r);
         tx.execute(
-            "INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)",
+            "INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, 'owner')",
             &[&ch.id, &creator],
         )
         .await?;
