@@ -154,18 +154,26 @@ async fn send(edge: &Arc<Edge>, s: &SocketHandle, req: SendRequest) -> Reply {
 /// Applies a change to a message (edit, delete, react, unreact) and answers with `ack` (the
 /// message as it is now, and the event recorded) or `error`, with the frame's
 /// `client_msg_id`. The event itself reaches every member, this socket too, on the channel.
+/// A socket's changes apply one after another, in the order sent (each waits for the one
+/// before; the socket's loop does not).
 fn change(edge: &Arc<Edge>, s: &SocketHandle, req: ChangeRequest) -> Reply {
     let cmid = req.client_msg_id.clone();
     if !s.is_member(req.channel_id) {
         return refuse(ChatError::NotMember, cmid);
     }
     let (chat, user) = (edge.chat.clone(), s.user_id);
+    let (previous, done) = s.next_change();
     Box::pin(async move {
-        match chat.change(user, req).await {
-            Ok(done) => vec![ServerFrame::Ack {
+        if let Some(previous) = previous {
+            let _ = previous.await;
+        }
+        let result = chat.change(user, req).await;
+        let _ = done.send(());
+        match result {
+            Ok(changed) => vec![ServerFrame::Ack {
                 client_msg_id: cmid,
-                message: done.message,
-                event: done.event,
+                message: changed.message,
+                event: changed.event,
             }],
             Err(e) => vec![error_frame(&e, cmid)],
         }

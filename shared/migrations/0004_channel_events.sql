@@ -1,11 +1,13 @@
 -- A channel is an event log. Every change to a channel after a message (an edit, a delete, a
--- reaction added or removed, a thread's counters) takes the channel's next seq, in the same
--- transaction as the change, so it shares the gap-free per-channel seq stream of the messages (SPEC 5.2) and the
--- edges' machinery (exactly once, in seq order, gap fill, resume) carries it unchanged.
+-- reaction added or removed) takes the channel's next seq, in the same transaction as the
+-- change (a thread's counters change with the reply, in its transaction; the
+-- `thread_updated` event announcing them takes the next seq right after), so it shares the
+-- gap-free per-channel seq stream of the messages (SPEC 5.2) and the edges' machinery
+-- (exactly once, in seq order, gap fill, resume) carries it unchanged.
 --
 -- Where the log lives: `messages` keeps one row per message in its *current* state (history
 -- reads it with seq cursors, exactly as before, and the hot send path `send_messages()` is
--- untouched); `channel_events` holds every other entry of the log, keyed like messages by
+-- unchanged: two triggers that fire only for replies keep threads); `channel_events` holds every other entry of the log, keyed like messages by
 -- (channel_id, seq). The log of a channel is the union of the two, disjoint by seq: a gap
 -- fill or a resume reads both ranges by primary key and merges them.
 

@@ -449,3 +449,37 @@ async fn bad_changes_get_an_error_frame_and_the_socket_stays_open() {
     assert_eq!(h.messages[0].content, "hello");
     assert_eq!(env.store.channel(ch.id).await.unwrap().unwrap().last_seq, 1);
 }
+
+#[tokio::test]
+async fn a_sockets_pipelined_changes_apply_in_the_order_sent() {
+    let env = Env::new().await;
+    let a = env.user("alice").await;
+    let ch = env.channel("general", &[&a]).await;
+    let edge = env.edge().await;
+    let mut sa = env.connect(&edge, &a).await;
+    let m = sa.send(ch.id, "hello", "m1").await;
+    for i in 0..10 {
+        sa.send_json(react("react", &m, "👍", &format!("r{i}"))).await;
+        sa.send_json(react("unreact", &m, "👍", &format!("u{i}"))).await;
+    }
+    let last = sa
+        .until(|f| match f {
+            ServerFrame::Ack { client_msg_id, .. } if client_msg_id.as_deref() == Some("u9") => {
+                Some(f.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(matches!(last, ServerFrame::Ack { event: Some(_), .. }), "{last:?}");
+    let log = env.store.log_between(ch.id, 1, i64::MAX, 100).await.unwrap();
+    let kinds: Vec<&str> = log
+        .iter()
+        .map(|e| match e {
+            shared::store::Entry::Event(e) => e.change.kind(),
+            shared::store::Entry::Message(_) => "message",
+        })
+        .collect();
+    assert_eq!(kinds, ["reaction_added", "reaction_removed"].repeat(10));
+    let h = env.store.reactions(ch.id, &[m.seq], a.id).await.unwrap();
+    assert!(h.is_empty(), "{h:?}");
+}

@@ -59,11 +59,11 @@ impl Chat {
         commit: GroupCommitConfig,
         metrics: &Metrics,
     ) -> Chat {
-        let (publish, threads) = (bus.clone(), store.clone());
+        let (publish, reader) = (bus.clone(), store.clone());
         let on_stored = Arc::new(move |m: &crate::Message| {
             let frame = ServerFrame::Message { message: m.clone() };
             publish.publish(Topic::Channel(m.channel_id), &frame);
-            threads::announce_thread(&threads, &publish, m);
+            threads::announce_thread(&reader, &publish, m);
         });
         let commits = GroupCommit::spawn_with_hook(store.clone(), commit, metrics, on_stored);
         Chat {
