@@ -11,7 +11,8 @@ fn path(c: i64, m: &Value) -> String {
 }
 
 async fn edit(app: &TestApp, t: &str, c: i64, m: &Value, body: Value) -> Resp {
-    app.call(Method::PATCH, &path(c, m), Some(t), Some(body)).await
+    app.call(Method::PATCH, &path(c, m), Some(t), Some(body))
+        .await
 }
 
 async fn delete(app: &TestApp, t: &str, c: i64, m: &Value) -> Resp {
@@ -35,20 +36,46 @@ async fn changes_over_http_and_history_in_the_current_state() {
     let m2 = app.say(&at, c, "two").await;
     let m3 = app.say(&bt, c, "three").await;
 
-    let r = edit(&app, &at, c, &m1, json!({"content": "one, edited", "client_msg_id": "e-1"})).await;
+    let r = edit(
+        &app,
+        &at,
+        c,
+        &m1,
+        json!({"content": "one, edited", "client_msg_id": "e-1"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["message"]["content"], "one, edited");
     assert!(r.body["message"]["edited_at"].is_string());
     let ev = r.body["event"].clone();
-    assert_eq!((ev["kind"].as_str(), ev["seq"].as_i64()), (Some("message_edited"), Some(4)));
+    assert_eq!(
+        (ev["kind"].as_str(), ev["seq"].as_i64()),
+        (Some("message_edited"), Some(4))
+    );
     assert_eq!(ev["message_id"], m1["id"]);
-    assert_eq!((ev["message_seq"].as_i64(), ev["user_id"].as_i64()), (Some(1), Some(alice)));
+    assert_eq!(
+        (ev["message_seq"].as_i64(), ev["user_id"].as_i64()),
+        (Some(1), Some(alice))
+    );
     // A retry answers the same event and records nothing.
-    let again = edit(&app, &at, c, &m1, json!({"content": "other", "client_msg_id": "e-1"})).await;
+    let again = edit(
+        &app,
+        &at,
+        c,
+        &m1,
+        json!({"content": "other", "client_msg_id": "e-1"}),
+    )
+    .await;
     assert_eq!((again.status, &again.body["event"]), (200, &ev));
 
     let r = reaction(&app, Method::PUT, &bt, c, &m1, "👍").await;
-    assert_eq!((r.body["event"]["kind"].as_str(), r.body["event"]["count"].as_i64()), (Some("reaction_added"), Some(1)));
+    assert_eq!(
+        (
+            r.body["event"]["kind"].as_str(),
+            r.body["event"]["count"].as_i64()
+        ),
+        (Some("reaction_added"), Some(1))
+    );
     let r = reaction(&app, Method::PUT, &at, c, &m1, "👍").await;
     assert_eq!(r.body["event"]["count"], 2);
     // The same reaction again: nothing changes, no event.
@@ -56,23 +83,46 @@ async fn changes_over_http_and_history_in_the_current_state() {
     assert_eq!((r.status, &r.body["event"]), (200, &Value::Null));
     reaction(&app, Method::PUT, &bt, c, &m1, "🎉").await;
     let r = reaction(&app, Method::DELETE, &bt, c, &m1, "👍").await;
-    assert_eq!((r.body["event"]["kind"].as_str(), r.body["event"]["count"].as_i64()), (Some("reaction_removed"), Some(1)));
+    assert_eq!(
+        (
+            r.body["event"]["kind"].as_str(),
+            r.body["event"]["count"].as_i64()
+        ),
+        (Some("reaction_removed"), Some(1))
+    );
 
     assert_eq!(delete(&app, &bt, c, &m2).await.status, 403);
-    assert_eq!(edit(&app, &bt, c, &m1, json!({"content": "bob's"})).await.status, 403);
+    assert_eq!(
+        edit(&app, &bt, c, &m1, json!({"content": "bob's"}))
+            .await
+            .status,
+        403
+    );
     let r = delete(&app, &at, c, &m2).await;
-    assert_eq!((r.status, r.body["event"]["kind"].as_str()), (200, Some("message_deleted")));
+    assert_eq!(
+        (r.status, r.body["event"]["kind"].as_str()),
+        (200, Some("message_deleted"))
+    );
     assert_eq!(r.body["message"]["deleted"], true);
     // seqs 1-3 messages, 4 edit, 5-6 reactions, 7 reaction, 8 unreaction, 9 delete.
-    assert_eq!(app.my_channels(&at).await.body["channels"][0]["last_seq"], 9);
+    assert_eq!(
+        app.my_channels(&at).await.body["channels"][0]["last_seq"],
+        9
+    );
 
     let h = app.history(&bt, c, "").await;
     assert_eq!(h.status, 200, "{h:?}");
     let ms = h.body["messages"].as_array().unwrap().clone();
     assert_eq!(ms.len(), 3);
-    assert_eq!((ms[0]["seq"].as_i64(), &ms[0]["content"]), (Some(3), &m3["content"]));
+    assert_eq!(
+        (ms[0]["seq"].as_i64(), &ms[0]["content"]),
+        (Some(3), &m3["content"])
+    );
     assert!(ms[0].get("reactions").is_none() && ms[0].get("deleted").is_none());
-    assert_eq!((ms[1]["deleted"].as_bool(), ms[1]["content"].as_str()), (Some(true), Some("")));
+    assert_eq!(
+        (ms[1]["deleted"].as_bool(), ms[1]["content"].as_str()),
+        (Some(true), Some(""))
+    );
     assert_eq!(ms[2]["content"], "one, edited");
     assert!(ms[2]["edited_at"].is_string());
     assert_eq!(
@@ -87,15 +137,40 @@ async fn changes_over_http_and_history_in_the_current_state() {
 
     // Bad input and strangers.
     let unknown = json!({"id": "12345"});
-    assert_eq!(edit(&app, &at, c, &unknown, json!({"content": "x"})).await.status, 404);
-    assert_eq!(reaction(&app, Method::PUT, &at, c, &m1, "abc").await.code(), "validation");
-    assert_eq!(edit(&app, &at, c, &m1, json!({"content": ""})).await.code(), "validation");
-    assert_eq!(edit(&app, &at, c, &m1, json!({"text": "x"})).await.code(), "bad_request");
-    assert_eq!(edit(&app, &ct, c, &m1, json!({"content": "x"})).await.status, 403);
+    assert_eq!(
+        edit(&app, &at, c, &unknown, json!({"content": "x"}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        reaction(&app, Method::PUT, &at, c, &m1, "abc").await.code(),
+        "validation"
+    );
+    assert_eq!(
+        edit(&app, &at, c, &m1, json!({"content": ""})).await.code(),
+        "validation"
+    );
+    assert_eq!(
+        edit(&app, &at, c, &m1, json!({"text": "x"})).await.code(),
+        "bad_request"
+    );
+    assert_eq!(
+        edit(&app, &ct, c, &m1, json!({"content": "x"}))
+            .await
+            .status,
+        403
+    );
     assert_eq!(delete(&app, &ct, c, &m1).await.status, 403);
-    assert_eq!(reaction(&app, Method::PUT, &ct, c, &m1, "👍").await.status, 403);
+    assert_eq!(
+        reaction(&app, Method::PUT, &ct, c, &m1, "👍").await.status,
+        403
+    );
     assert_eq!(delete(&app, &at, c + 1000, &m1).await.status, 404);
-    assert_eq!(app.my_channels(&at).await.body["channels"][0]["last_seq"], 9);
+    assert_eq!(
+        app.my_channels(&at).await.body["channels"][0]["last_seq"],
+        9
+    );
 }
 
 #[tokio::test]

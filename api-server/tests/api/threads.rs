@@ -124,11 +124,7 @@ async fn reply_counts_are_right_under_concurrent_replies() {
         .wait_for(
             |r| r.body["thread_events"].as_u64() == Some(60),
             |a| async move {
-                let log = a
-                    .store
-                    .log_between(c, 0, i64::MAX, 10_000)
-                    .await
-                    .unwrap();
+                let log = a.store.log_between(c, 0, i64::MAX, 10_000).await.unwrap();
                 let n = log.iter().filter(|e| matches!(e, Entry::Event(_))).count();
                 Resp {
                     status: 200,

@@ -28,9 +28,7 @@ async fn change(c: &mut Client, frame: Value) -> ServerFrame {
 /// The event of a change's `ack`.
 fn acked(f: &ServerFrame) -> Event {
     match f {
-        ServerFrame::Ack {
-            event: Some(e), ..
-        } => e.clone(),
+        ServerFrame::Ack { event: Some(e), .. } => e.clone(),
         other => panic!("expected an ack with an event, got {other:?}"),
     }
 }
@@ -131,9 +129,15 @@ async fn edits_deletes_and_reactions_arrive_once_in_seq_order_on_two_edges() {
     assert!(matches!(&edited.change, Change::MessageEdited { content, .. } if content == "one!"));
     acked(&change(&mut sb, react("react", &m1, "👍", "r1")).await);
     let second = acked(&change(&mut sa, react("react", &m1, "👍", "r2")).await);
-    assert!(matches!(&second.change, Change::ReactionAdded { count: 2, .. }));
+    assert!(matches!(
+        &second.change,
+        Change::ReactionAdded { count: 2, .. }
+    ));
     let removed = acked(&change(&mut sb, react("unreact", &m1, "👍", "u1")).await);
-    assert!(matches!(&removed.change, Change::ReactionRemoved { count: 1, .. }));
+    assert!(matches!(
+        &removed.change,
+        Change::ReactionRemoved { count: 1, .. }
+    ));
     acked(&change(&mut sb, delete(&m2, "d1")).await);
     for r in [&mut rc, &mut rd] {
         let log = entries(r, ch.id, 7).await;
@@ -211,7 +215,10 @@ async fn events_redis_drops_are_filled_from_postgres_in_order() {
     // Everything but seq 4 is lost, seq 4 comes twice; seq 5 is revealed by nothing (the
     // periodic catch-up finds it).
     for e in [&e4, &e4] {
-        bus.publish(Topic::Channel(ch.id), &ServerFrame::Event { event: e.clone() });
+        bus.publish(
+            Topic::Channel(ch.id),
+            &ServerFrame::Event { event: e.clone() },
+        );
     }
     let log = entries(&mut rb, ch.id, 5).await;
     assert_eq!(seqs(&log), [1, 2, 3, 4, 5]);
@@ -264,12 +271,19 @@ async fn resume_replays_edits_deletes_and_reactions_in_order() {
     assert_eq!(seqs(&log), [3, 4, 5, 6]);
     assert_eq!(
         kinds(&log),
-        ["message_edited", "reaction_added", "message_deleted", "message"]
+        [
+            "message_edited",
+            "reaction_added",
+            "message_deleted",
+            "message"
+        ]
     );
     // The edit of a message deleted since is replayed without its content.
     match &log[0] {
         ServerFrame::Event { event } => {
-            assert!(matches!(&event.change, Change::MessageEdited { content, .. } if content.is_empty()))
+            assert!(
+                matches!(&event.change, Change::MessageEdited { content, .. } if content.is_empty())
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -334,16 +348,31 @@ async fn only_the_sender_edits_and_only_the_sender_or_a_moderator_deletes() {
     let a3 = sa.send(ch.id, "a3", "a3").await;
     let b1 = sb.send(ch.id, "b1", "b1").await;
 
-    assert_eq!(refused(&change(&mut sb, edit(&a1, "mine now", "k1")).await), ErrorCode::Forbidden);
-    assert_eq!(refused(&change(&mut sb, delete(&a1, "k2")).await), ErrorCode::Forbidden);
-    assert_eq!(refused(&change(&mut sadm, edit(&a1, "admin edit", "k3")).await), ErrorCode::Forbidden);
-    assert_eq!(refused(&change(&mut sa, delete(&b1, "k4")).await), ErrorCode::Forbidden);
+    assert_eq!(
+        refused(&change(&mut sb, edit(&a1, "mine now", "k1")).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        refused(&change(&mut sb, delete(&a1, "k2")).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        refused(&change(&mut sadm, edit(&a1, "admin edit", "k3")).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        refused(&change(&mut sa, delete(&b1, "k4")).await),
+        ErrorCode::Forbidden
+    );
     acked(&change(&mut sa, edit(&a1, "a1 edited", "k5")).await);
     acked(&change(&mut sadm, delete(&a2, "k6")).await);
     acked(&change(&mut so, delete(&a3, "k7")).await);
     acked(&change(&mut sb, delete(&b1, "k8")).await);
     // A deleted message takes no edit and no reaction.
-    assert_eq!(refused(&change(&mut sa, edit(&a2, "back", "k9")).await), ErrorCode::Conflict);
+    assert_eq!(
+        refused(&change(&mut sa, edit(&a2, "back", "k9")).await),
+        ErrorCode::Conflict
+    );
     assert_eq!(
         refused(&change(&mut sb, react("react", &a2, "👍", "k10")).await),
         ErrorCode::Conflict
@@ -358,7 +387,11 @@ async fn only_the_sender_edits_and_only_the_sender_or_a_moderator_deletes() {
     .into_iter()
     .enumerate()
     {
-        assert_eq!(refused(&change(&mut sx, f).await), ErrorCode::Forbidden, "{i}");
+        assert_eq!(
+            refused(&change(&mut sx, f).await),
+            ErrorCode::Forbidden,
+            "{i}"
+        );
     }
     sx.sync().await;
     // 4 messages, 4 changes.
@@ -459,8 +492,10 @@ async fn a_sockets_pipelined_changes_apply_in_the_order_sent() {
     let mut sa = env.connect(&edge, &a).await;
     let m = sa.send(ch.id, "hello", "m1").await;
     for i in 0..10 {
-        sa.send_json(react("react", &m, "👍", &format!("r{i}"))).await;
-        sa.send_json(react("unreact", &m, "👍", &format!("u{i}"))).await;
+        sa.send_json(react("react", &m, "👍", &format!("r{i}")))
+            .await;
+        sa.send_json(react("unreact", &m, "👍", &format!("u{i}")))
+            .await;
     }
     let last = sa
         .until(|f| match f {
@@ -470,8 +505,15 @@ async fn a_sockets_pipelined_changes_apply_in_the_order_sent() {
             _ => None,
         })
         .await;
-    assert!(matches!(last, ServerFrame::Ack { event: Some(_), .. }), "{last:?}");
-    let log = env.store.log_between(ch.id, 1, i64::MAX, 100).await.unwrap();
+    assert!(
+        matches!(last, ServerFrame::Ack { event: Some(_), .. }),
+        "{last:?}"
+    );
+    let log = env
+        .store
+        .log_between(ch.id, 1, i64::MAX, 100)
+        .await
+        .unwrap();
     let kinds: Vec<&str> = log
         .iter()
         .map(|e| match e {

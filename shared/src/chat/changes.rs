@@ -29,7 +29,12 @@ impl ChangeRequest {
                 message_id,
                 content,
                 client_msg_id,
-            } => (channel_id, message_id, ChangeKind::Edit { content }, client_msg_id),
+            } => (
+                channel_id,
+                message_id,
+                ChangeKind::Edit { content },
+                client_msg_id,
+            ),
             ClientFrame::Delete {
                 channel_id,
                 message_id,
@@ -40,13 +45,23 @@ impl ChangeRequest {
                 message_id,
                 emoji,
                 client_msg_id,
-            } => (channel_id, message_id, ChangeKind::React { emoji }, client_msg_id),
+            } => (
+                channel_id,
+                message_id,
+                ChangeKind::React { emoji },
+                client_msg_id,
+            ),
             ClientFrame::Unreact {
                 channel_id,
                 message_id,
                 emoji,
                 client_msg_id,
-            } => (channel_id, message_id, ChangeKind::Unreact { emoji }, client_msg_id),
+            } => (
+                channel_id,
+                message_id,
+                ChangeKind::Unreact { emoji },
+                client_msg_id,
+            ),
             _ => return None,
         };
         Some(ChangeRequest {

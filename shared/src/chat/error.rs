@@ -37,9 +37,7 @@ impl ChatError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ChatError::Validation(_) => ErrorCode::Validation,
-            ChatError::NoChannel | ChatError::NoUser | ChatError::NoMessage => {
-                ErrorCode::NotFound
-            }
+            ChatError::NoChannel | ChatError::NoUser | ChatError::NoMessage => ErrorCode::NotFound,
             ChatError::NotMember | ChatError::Forbidden(_) => ErrorCode::Forbidden,
             ChatError::Conflict(_) => ErrorCode::Conflict,
             ChatError::RateLimited { .. } => ErrorCode::RateLimited,

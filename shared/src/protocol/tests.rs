@@ -27,8 +27,7 @@ fn client_frames_parse_as_in_the_spec() {
     );
     assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"nope"}"#).is_err());
     assert!(
-        serde_json::from_str::<ClientFrame>(r#"{"type":"read","channel_id":"x","seq":1}"#)
-            .is_err()
+        serde_json::from_str::<ClientFrame>(r#"{"type":"read","channel_id":"x","seq":1}"#).is_err()
     );
 }
 
@@ -58,7 +57,9 @@ fn message_id_is_a_string_on_the_wire() {
     assert_eq!(back, ServerFrame::Message { message: m.clone() });
     // A message never changed renders as before events existed.
     let text = ServerFrame::Message { message: m }.to_json();
-    assert!(!text.contains("edited_at") && !text.contains("deleted") && !text.contains("reactions"));
+    assert!(
+        !text.contains("edited_at") && !text.contains("deleted") && !text.contains("reactions")
+    );
     assert!(!text.contains("thread_root") && !text.contains("reply_count"));
 }
 

@@ -128,7 +128,10 @@ impl Store {
             message: target.as_ref(),
         })?;
         let Some(mut message) = target else {
-            return Err(StoreError::Unexpected(anyhow::anyhow!("change allowed without a message")).into());
+            return Err(StoreError::Unexpected(anyhow::anyhow!(
+                "change allowed without a message"
+            ))
+            .into());
         };
         let Some(applied) = apply(&tx, change, &mut message).await? else {
             return Ok(ChangeOutcome::Unchanged { message });
@@ -229,10 +232,17 @@ async fn message_by_id(
         "SELECT {MESSAGE_COLS} FROM messages m JOIN users u ON u.id = m.sender_id
          WHERE m.channel_id = $1 AND m.id = $2"
     );
-    Ok(tx.query_opt(&q, &[&channel_id, &id]).await?.map(|r| message(&r)))
+    Ok(tx
+        .query_opt(&q, &[&channel_id, &id])
+        .await?
+        .map(|r| message(&r)))
 }
 
-async fn message_at(tx: &Transaction<'_>, channel_id: i64, seq: i64) -> Result<Message, StoreError> {
+async fn message_at(
+    tx: &Transaction<'_>,
+    channel_id: i64,
+    seq: i64,
+) -> Result<Message, StoreError> {
     let q = format!(
         "SELECT {MESSAGE_COLS} FROM messages m JOIN users u ON u.id = m.sender_id
          WHERE m.channel_id = $1 AND m.seq = $2"
@@ -298,7 +308,11 @@ async fn apply(
                 "DELETE FROM message_reactions
                  WHERE channel_id = $1 AND message_seq = $2 AND emoji = $3 AND user_id = $4"
             };
-            if tx.execute(sql, &[&ch, &seq, emoji, &change.user_id]).await? == 0 {
+            if tx
+                .execute(sql, &[&ch, &seq, emoji, &change.user_id])
+                .await?
+                == 0
+            {
                 return Ok(None);
             }
             let count: i64 = tx

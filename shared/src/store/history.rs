@@ -40,7 +40,8 @@ impl Store {
         after: Option<i64>,
         limit: i64,
     ) -> Result<History, StoreError> {
-        self.page(channel_id, Some(root), before, after, limit).await
+        self.page(channel_id, Some(root), before, after, limit)
+            .await
     }
 
     /// The channel's message with this seq, if it is one (a seq may be an event's).

@@ -17,9 +17,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 pub use channels::{DirectChannel, Join};
 pub use events::{ChangeKind, ChangeOutcome, Facts, NewChange};
-pub use log::Entry;
 pub use group_commit::{GroupCommit, GroupCommitConfig, OnStored, Outcome};
 pub use history::History;
+pub use log::Entry;
 pub use messages::{NewMessage, SendOutcome};
 
 /// Errors of the store, split the way callers must treat them.

@@ -6,7 +6,13 @@ use shared::store::{ChangeKind, ChangeOutcome, Entry, NewChange, StoreError};
 
 use crate::common::*;
 
-fn change(channel_id: i64, user_id: i64, message_id: i64, kind: ChangeKind, key: Option<&str>) -> NewChange {
+fn change(
+    channel_id: i64,
+    user_id: i64,
+    message_id: i64,
+    kind: ChangeKind,
+    key: Option<&str>,
+) -> NewChange {
     NewChange {
         channel_id,
         user_id,
@@ -28,11 +34,25 @@ async fn concurrent_changes_record_one_event_per_key_and_one_reaction_per_user()
     for i in 0..40 {
         let s = s.clone();
         // Half retry one key; the other half react again with keys of their own.
-        let key = if i % 2 == 0 { "r-1".to_owned() } else { format!("r-{i}") };
+        let key = if i % 2 == 0 {
+            "r-1".to_owned()
+        } else {
+            format!("r-{i}")
+        };
         let user = if i < 20 { u.id } else { v.id };
         tasks.push(tokio::spawn(async move {
-            let c = change(ch.id, user, mid, ChangeKind::React { emoji: "👍".into() }, Some(&key));
-            s.apply_change(&c, |_| Ok::<(), StoreError>(())).await.unwrap()
+            let c = change(
+                ch.id,
+                user,
+                mid,
+                ChangeKind::React {
+                    emoji: "👍".into()
+                },
+                Some(&key),
+            );
+            s.apply_change(&c, |_| Ok::<(), StoreError>(()))
+                .await
+                .unwrap()
         }));
     }
     let (mut applied, mut duplicates, mut unchanged) = (0, 0, 0);
@@ -77,10 +97,14 @@ async fn a_refused_change_records_nothing_and_sends_interleave_with_events() {
         .await;
     assert!(matches!(r, Err(StoreError::Conflict)));
     assert_eq!(s.channel(ch.id).await.unwrap().unwrap().last_seq, 1);
-    let edit = ChangeKind::Edit { content: "hi!".into() };
-    s.apply_change(&change(ch.id, u.id, m.id, edit, None), |_| Ok::<(), StoreError>(()))
-        .await
-        .unwrap();
+    let edit = ChangeKind::Edit {
+        content: "hi!".into(),
+    };
+    s.apply_change(&change(ch.id, u.id, m.id, edit, None), |_| {
+        Ok::<(), StoreError>(())
+    })
+    .await
+    .unwrap();
     let m2 = stored(s.send(msg(ch.id, u.id, "two", None)).await.unwrap());
     assert_eq!(m2.seq, 3);
     assert_eq!(seqs(&s, ch.id).await, [1, 3]);
