@@ -66,18 +66,23 @@ impl Chat {
         let limits = self.limits();
         let content = Content::parse(req.content, limits)?;
         let client_msg_id = validate::client_msg_id(req.client_msg_id, limits)?;
-        if let Some(r) = req.reply_to {
-            // A seq may be an event's: a reply answers a message.
-            if r < 1 || self.store().message_at(req.channel_id, r).await?.is_none() {
-                return Err(ChatError::Validation(
-                    "reply_to must be the seq of a message of this channel".into(),
-                ));
-            }
+        let bad_reply = || {
+            ChatError::Validation("reply_to must be the seq of a message of this channel".into())
+        };
+        if req.reply_to.is_some_and(|r| r < 1) {
+            return Err(bad_reply());
         }
         self.inner
             .sends
             .check(sender)
             .map_err(|retry_after| ChatError::RateLimited { retry_after })?;
+        if let Some(r) = req.reply_to {
+            // A seq may be an event's: a reply answers a message (read after the rate token,
+            // like every check that reaches the store).
+            if self.store().message_at(req.channel_id, r).await?.is_none() {
+                return Err(bad_reply());
+            }
+        }
         let queued = self
             .inner
             .commits
