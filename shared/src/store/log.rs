@@ -45,16 +45,15 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Entry>, StoreError> {
         let c = self.client().await?;
-        let (qm, qe) = tokio::try_join!(
-            c.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLS} FROM messages m JOIN users u ON u.id = m.sender_id
-                 WHERE m.channel_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
-            )),
-            c.prepare_cached(&format!(
-                "SELECT {EVENT_COLS} FROM channel_events e
-                 WHERE e.channel_id = $1 AND e.seq > $2 AND e.seq <= $3 ORDER BY e.seq LIMIT $4"
-            )),
-        )?;
+        let messages = format!(
+            "SELECT {MESSAGE_COLS} FROM messages m JOIN users u ON u.id = m.sender_id
+             WHERE m.channel_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
+        );
+        let events = format!(
+            "SELECT {EVENT_COLS} FROM channel_events e
+             WHERE e.channel_id = $1 AND e.seq > $2 AND e.seq <= $3 ORDER BY e.seq LIMIT $4"
+        );
+        let (qm, qe) = tokio::try_join!(c.prepare_cached(&messages), c.prepare_cached(&events))?;
         let args: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
             [&channel_id, &after, &upto, &limit];
         let (ms, es) = tokio::try_join!(c.query(&qm, &args), c.query(&qe, &args))?;
