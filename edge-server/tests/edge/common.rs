@@ -140,8 +140,9 @@ impl Drop for TestEdge {
     }
 }
 
-/// What the client read next.
+/// What the client read next (one at a time, moved out at once: its size does not matter).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Got {
     Frame(ServerFrame),
     Closed(Option<u16>),
