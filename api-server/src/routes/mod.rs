@@ -25,6 +25,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/channels/{id}/join", post(channels::join))
         .route("/api/channels/{id}/leave", post(channels::leave))
         .route("/api/channels/{id}/members", get(channels::members))
+        .route(
+            "/api/channels/{id}/members/{user_id}/role",
+            put(channels::set_role),
+        )
         .route("/api/dms", post(channels::direct))
         .route(
             "/api/channels/{id}/messages",

@@ -222,3 +222,47 @@ async fn history_pages_every_message_once_with_event_seqs_in_between() {
     }
     assert_eq!(got, sent);
 }
+
+#[tokio::test]
+async fn the_owner_makes_admins_who_may_delete_any_message() {
+    let app = TestApp::spawn().await;
+    let (_, ot) = app.user("owner").await;
+    let (bob, bt) = app.user("bob").await;
+    let (carol, ct) = app.user("carol").await;
+    let (dave, _) = app.user("dave").await;
+    let c = app.channel(&ot, "general").await;
+    for t in [&bt, &ct] {
+        assert_eq!(app.join(t, c).await.status, 200);
+    }
+    let role = |t: &str, user: i64, role: &str| {
+        let (t, p) = (
+            t.to_owned(),
+            format!("/api/channels/{c}/members/{user}/role"),
+        );
+        let body = json!({ "role": role });
+        let app = &app;
+        async move { app.call(Method::PUT, &p, Some(&t), Some(body)).await }
+    };
+    let m = app.say(&ct, c, "carol's").await;
+    assert_eq!(delete(&app, &bt, c, &m).await.status, 403);
+    let r = role(&ot, bob, "admin").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.body,
+        json!({"channel_id": c, "user_id": bob, "role": "admin"})
+    );
+    // Only the owner changes roles; nobody becomes owner; the target must be a member.
+    assert_eq!(role(&bt, carol, "admin").await.status, 403);
+    assert_eq!(role(&ot, carol, "owner").await.code(), "validation");
+    assert_eq!(role(&ot, dave, "admin").await.status, 404);
+    assert_eq!(role(&ot, carol, "boss").await.code(), "bad_request");
+    let r = delete(&app, &bt, c, &m).await;
+    assert_eq!(
+        (r.status, r.body["event"]["kind"].as_str()),
+        (200, Some("message_deleted"))
+    );
+    // Back to member: no more deleting others' messages.
+    assert_eq!(role(&ot, bob, "member").await.status, 200);
+    let m2 = app.say(&ct, c, "carol's again").await;
+    assert_eq!(delete(&app, &bt, c, &m2).await.status, 403);
+}

@@ -95,6 +95,15 @@ impl Role {
         }
     }
 
+    /// The name stored in `channel_members.role` (and written on the wire).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
     /// Owners and admins.
     pub fn moderates(self) -> bool {
         matches!(self, Role::Owner | Role::Admin)

@@ -291,6 +291,12 @@ pub enum ServerFrame {
         channel_id: i64,
         user_id: i64,
     },
+    /// An owner made a member an admin, or an admin a member again.
+    MemberRole {
+        channel_id: i64,
+        user_id: i64,
+        role: Role,
+    },
     ChannelAdded {
         channel: MyChannel,
     },
