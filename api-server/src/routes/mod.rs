@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/users", get(accounts::users))
         .route("/api/channels", post(channels::create).get(channels::list))
         .route("/api/me/channels", get(channels::mine))
+        .route("/api/me/mentions", get(messages::mentions))
         .route("/api/channels/{id}/join", post(channels::join))
         .route("/api/channels/{id}/leave", post(channels::leave))
         .route("/api/channels/{id}/members", get(channels::members))

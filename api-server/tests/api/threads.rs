@@ -151,3 +151,60 @@ async fn reply_counts_are_right_under_concurrent_replies() {
     assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
     assert_eq!(counts.last(), Some(&60));
 }
+
+#[tokio::test]
+async fn mentions_name_members_follow_edits_and_are_listed_for_each_user() {
+    let app = TestApp::spawn().await;
+    let (_, at) = app.user("alice").await;
+    let (bob, bt) = app.user("bob").await;
+    let (_, ct) = app.user("carol").await;
+    let (dave, dt) = app.user("dave").await;
+    let c = app.channel(&at, "general").await;
+    for t in [&bt, &dt] {
+        assert_eq!(app.join(t, c).await.status, 200);
+    }
+    let m = app
+        .say(
+            &at,
+            c,
+            "hi @bob and @Dave., not @carol nor @nobody; mail@bob.example",
+        )
+        .await;
+    let mut both = vec![bob, dave];
+    both.sort_unstable();
+    assert_eq!(m["mentions"], json!(both));
+    let h = app.history(&bt, c, "").await;
+    assert_eq!(h.body["messages"][0]["mentions"], json!(both));
+    let mine = |t: &str, q: &str| {
+        let (t, p) = (t.to_owned(), format!("/api/me/mentions{q}"));
+        let app = &app;
+        async move { app.get(&p, Some(&t)).await }
+    };
+    assert_eq!(ids(&mine(&bt, "").await), [m["id"].as_str().unwrap()]);
+    assert!(ids(&mine(&ct, "").await).is_empty());
+
+    let p = format!("/api/channels/{c}/messages/{}", m["id"].as_str().unwrap());
+    let r = app
+        .call(
+            reqwest::Method::PATCH,
+            &p,
+            Some(&at),
+            Some(json!({"content": "only @dave now"})),
+        )
+        .await;
+    assert_eq!(r.body["message"]["mentions"], json!([dave]));
+    assert!(ids(&mine(&bt, "").await).is_empty());
+    let m2 = app.say(&at, c, "@bob again").await;
+    let m3 = app.say(&at, c, "@dave too").await;
+    let r = mine(&dt, "?limit=1").await;
+    assert_eq!(ids(&r), [m3["id"].as_str().unwrap()]);
+    let next = r.body["next"].as_str().unwrap().to_owned();
+    let r = mine(&dt, &format!("?before={next}&limit=1")).await;
+    assert_eq!(ids(&r), [m["id"].as_str().unwrap()]);
+    assert_eq!(ids(&mine(&bt, "").await), [m2["id"].as_str().unwrap()]);
+    // A deleted message mentions nobody.
+    let r = app.call(reqwest::Method::DELETE, &p, Some(&at), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(ids(&mine(&dt, "").await), [m3["id"].as_str().unwrap()]);
+    assert_eq!(mine(&dt, "?before=x").await.code(), "bad_request");
+}

@@ -24,7 +24,7 @@ pub use changes::{ChangeRequest, Changed};
 pub use error::ChatError;
 pub use membership::Direct;
 pub use messages::{PendingSend, SendRequest, Sent};
-pub use threads::Thread;
+pub use threads::{Mentions, Thread};
 
 /// The user an operation acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,10 @@
-//! Threads: a reply (`reply_to`) belongs to the thread of the message it answers (threads are
-//! flat: `thread_root` is the first message of the chain). The root's `reply_count` and
+//! Threads and mentions, the two ways a message points at more than its channel. A reply
+//! (`reply_to`) belongs to the thread of the message it answers (threads are flat:
+//! `thread_root` is the first message of the chain). The root's `reply_count` and
 //! `last_reply_at` change with each reply, in the reply's transaction; a `thread_updated`
 //! event with the new counters follows it in the channel's seq stream. A thread's replies are
-//! paged like history.
+//! paged like history. A mention (`@username` of a member) is kept with the content that
+//! makes it; a user's mentions are paged across channels.
 
 use crate::bus::Bus;
 use crate::protocol::{Message, ServerFrame};
@@ -57,6 +59,48 @@ impl Chat {
             messages,
             next: page.next,
         })
+    }
+}
+
+/// A page of the messages that mention a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mentions {
+    pub messages: Vec<Message>,
+    /// The message id to pass as `before` for the next page, or `None` at the end.
+    pub next: Option<i64>,
+}
+
+impl Chat {
+    /// Messages mentioning `user` (`@username`) in the channels they are in, newest first,
+    /// below the message id `before`, with reactions as they see them.
+    pub async fn mentions(
+        &self,
+        user: i64,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<Mentions, ChatError> {
+        let limit = self.page_limit(limit)?;
+        let mut messages = self.store().mentions_of(user, before, limit + 1).await?;
+        let more = messages.len() as i64 > limit;
+        messages.truncate(limit.max(0) as usize);
+        let next = if more {
+            messages.last().map(|m| m.id)
+        } else {
+            None
+        };
+        let mut by_channel: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+        for (i, m) in messages.iter().enumerate() {
+            by_channel.entry(m.channel_id).or_default().push(i);
+        }
+        for (channel_id, at) in by_channel {
+            let seqs: Vec<i64> = at.iter().map(|&i| messages[i].seq).collect();
+            let mut reactions = self.store().reactions(channel_id, &seqs, user).await?;
+            for i in at {
+                let seq = messages[i].seq;
+                messages[i].reactions = reactions.remove(&seq).unwrap_or_default();
+            }
+        }
+        Ok(Mentions { messages, next })
     }
 }
 

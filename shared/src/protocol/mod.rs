@@ -48,6 +48,9 @@ pub struct Message {
     /// On a root: when its last reply came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reply_at: Option<DateTime<Utc>>,
+    /// Ids of the members its content mentions as `@username`, ascending (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<i64>,
 }
 
 fn is_zero(n: &i64) -> bool {

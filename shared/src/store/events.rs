@@ -268,6 +268,15 @@ async fn apply(
                 .await?;
             message.content.clone_from(content);
             message.edited_at = r.get(0);
+            // The content's mentions, as the update's trigger left them.
+            message.mentions = tx
+                .query_one(
+                    "SELECT ARRAY(SELECT user_id FROM message_mentions
+                                   WHERE channel_id = $1 AND message_seq = $2 ORDER BY user_id)",
+                    &[&ch, &seq],
+                )
+                .await?
+                .get(0);
             Change::MessageEdited {
                 content: content.clone(),
                 edited_at: r.get(0),
@@ -296,6 +305,7 @@ async fn apply(
             )
             .await?;
             message.content.clear();
+            message.mentions.clear();
             message.deleted = true;
             Change::MessageDeleted {}
         }

@@ -44,6 +44,33 @@ impl Store {
             .await
     }
 
+    /// Messages that mention `user` in the channels they are in, newest first (by id, which
+    /// is time-ordered across channels), below the message id `before`; one more than `limit`
+    /// tells whether there is a next page.
+    pub async fn mentions_of(
+        &self,
+        user: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Message>, StoreError> {
+        let c = self.client().await?;
+        let q = c
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLS} FROM message_mentions mm
+                 JOIN channel_members cm ON cm.channel_id = mm.channel_id AND cm.user_id = mm.user_id
+                 JOIN messages m ON m.channel_id = mm.channel_id AND m.seq = mm.message_seq
+                 JOIN users u ON u.id = m.sender_id
+                 WHERE mm.user_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3"
+            ))
+            .await?;
+        let before = before.unwrap_or(i64::MAX);
+        Ok(c.query(&q, &[&user, &before, &limit])
+            .await?
+            .iter()
+            .map(message)
+            .collect())
+    }
+
     /// The channel's message with this seq, if it is one (a seq may be an event's).
     pub async fn message_at(
         &self,

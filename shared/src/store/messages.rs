@@ -14,7 +14,10 @@ use crate::protocol::Message;
 pub(super) const MESSAGE_COLS: &str = "m.id, m.channel_id, m.seq, m.sender_id, u.username, \
                             m.content, m.reply_to, m.client_msg_id, m.created_at, m.edited_at, \
                             m.deleted_at IS NOT NULL, m.thread_root, m.reply_count, \
-                            m.last_reply_at";
+                            m.last_reply_at, CASE WHEN strpos(m.content, '@') > 0 THEN \
+                            ARRAY(SELECT mm.user_id FROM message_mentions mm \
+                                  WHERE mm.channel_id = m.channel_id \
+                                    AND mm.message_seq = m.seq ORDER BY mm.user_id) END";
 
 /// A message row read with [`MESSAGE_COLS`], in its current state (reactions are read apart).
 pub(super) fn message(r: &Row) -> Message {
@@ -34,6 +37,7 @@ pub(super) fn message(r: &Row) -> Message {
         thread_root: r.get(11),
         reply_count: r.get(12),
         last_reply_at: r.get(13),
+        mentions: r.get::<_, Option<Vec<i64>>>(14).unwrap_or_default(),
     }
 }
 
@@ -144,6 +148,7 @@ impl Store {
                         thread_root: None,
                         reply_count: 0,
                         last_reply_at: None,
+                        mentions: Vec::new(),
                     })
                 };
                 Ok(match code {
@@ -160,45 +165,52 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.thread_roots(&client, &mut out).await?;
+        self.read_back(&client, &mut out).await?;
         Ok(out)
     }
 
-    /// Fills in `thread_root` of the replies just stored (or found stored): set in PostgreSQL
-    /// by the insert's trigger, read back here (one query, only for a batch with replies) so
-    /// the published `message` frame carries it.
-    async fn thread_roots(
+    /// Fills in what the insert's triggers derive, for the messages just stored (or found
+    /// stored) that have any: `thread_root` of a reply, `mentions` of a content with an `@`.
+    /// One query, only for a batch holding such messages, so the published `message` frame
+    /// carries them.
+    async fn read_back(
         &self,
         client: &deadpool_postgres::Object,
         out: &mut [SendOutcome],
     ) -> Result<(), StoreError> {
-        let mut replies: Vec<&mut Message> = out
+        let mut derived: Vec<&mut Message> = out
             .iter_mut()
             .filter_map(|o| match o {
-                SendOutcome::Stored(m) | SendOutcome::Duplicate(m) if m.reply_to.is_some() => {
+                SendOutcome::Stored(m) | SendOutcome::Duplicate(m)
+                    if m.reply_to.is_some() || m.content.contains('@') =>
+                {
                     Some(m)
                 }
                 _ => None,
             })
             .collect();
-        if replies.is_empty() {
+        if derived.is_empty() {
             return Ok(());
         }
-        let c: Vec<i64> = replies.iter().map(|m| m.channel_id).collect();
-        let s: Vec<i64> = replies.iter().map(|m| m.seq).collect();
+        let c: Vec<i64> = derived.iter().map(|m| m.channel_id).collect();
+        let s: Vec<i64> = derived.iter().map(|m| m.seq).collect();
         let q = client
             .prepare_cached(
                 // A per-row primary-key lookup (LIMIT 1, as in send_messages), not a join that
                 // could scan every partition.
                 "SELECT (SELECT m.thread_root FROM messages m
-                          WHERE m.channel_id = k.c AND m.seq = k.s LIMIT 1)
+                          WHERE m.channel_id = k.c AND m.seq = k.s LIMIT 1),
+                        ARRAY(SELECT mm.user_id FROM message_mentions mm
+                               WHERE mm.channel_id = k.c AND mm.message_seq = k.s
+                               ORDER BY mm.user_id)
                  FROM unnest($1::int8[], $2::int8[]) WITH ORDINALITY AS k(c, s, n)
                  ORDER BY k.n",
             )
             .await?;
         let rows = client.query(&q, &[&c, &s]).await?;
-        for (m, r) in replies.iter_mut().zip(&rows) {
+        for (m, r) in derived.iter_mut().zip(&rows) {
             m.thread_root = r.get(0);
+            m.mentions = r.get(1);
         }
         Ok(())
     }

@@ -22,6 +22,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "channel_events",
         include_str!("../../migrations/0004_channel_events.sql"),
     ),
+    (
+        5,
+        "mentions",
+        include_str!("../../migrations/0005_mentions.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`, shared by every process of the system.
