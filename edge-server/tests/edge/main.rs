@@ -11,6 +11,7 @@ mod delivery;
 mod faults;
 mod input;
 mod membership;
+mod plain;
 mod process;
 mod session;
 mod sharded;
