@@ -23,6 +23,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/channels", post(channels::create).get(channels::list))
         .route("/api/me/channels", get(channels::mine))
         .route("/api/me/mentions", get(messages::mentions))
+        .route("/api/me/blocks", get(accounts::blocks))
+        .route(
+            "/api/me/blocks/{user_id}",
+            put(accounts::block).delete(accounts::unblock),
+        )
         .route("/api/channels/{id}/join", post(channels::join))
         .route("/api/channels/{id}/leave", post(channels::leave))
         .route("/api/channels/{id}/members", get(channels::members))

@@ -71,7 +71,7 @@ impl Chat {
 
     /// Gets or creates the direct channel of `user` and `other`. Both are (again) members
     /// afterwards; whoever was not hears `channel_added`, and an existing channel hears
-    /// `member_joined` for them.
+    /// `member_joined` for them. Refused while either blocks the other.
     pub async fn direct(&self, user: &Actor, other: i64) -> Result<Direct, ChatError> {
         if other == user.id {
             return Err(ChatError::Validation(
@@ -83,6 +83,7 @@ impl Chat {
             .user_by_id(other)
             .await?
             .ok_or(ChatError::NoUser)?;
+        self.check_not_blocked(user.id, other.id).await?;
         let before = self.store().direct_members(user.id, other.id).await?;
         let name = if user.id < other.id {
             format!("{},{}", user.name, other.username)

@@ -1,9 +1,10 @@
 //! The chat operations, written once for every transport: send, changes to a message (edit,
 //! delete, reactions), read markers, typing, channels and membership (with their events),
-//! history and `resume` replays. A REST route or
+//! roles, blocks, history, threads, mentions and `resume` replays. A REST route or
 //! a WebSocket frame handler parses its input, calls one of these, and renders the result;
 //! every rule, every store call and every event published lives here.
 
+mod blocks;
 mod changes;
 mod error;
 mod membership;

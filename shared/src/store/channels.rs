@@ -302,6 +302,18 @@ impl Store {
         })
     }
 
+    /// The id of the direct channel of `a` and `b`, if they have one.
+    pub async fn direct_channel_id(&self, a: i64, b: i64) -> Result<Option<i64>, StoreError> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                "SELECT id FROM channels WHERE dm_key = $1",
+                &[&dm_key(a, b)],
+            )
+            .await?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
     /// Current members of the direct channel of `a` and `b` (empty when it does not exist).
     pub async fn direct_members(&self, a: i64, b: i64) -> Result<Vec<i64>, StoreError> {
         let c = self.client().await?;

@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "mentions",
         include_str!("../../migrations/0005_mentions.sql"),
     ),
+    (
+        6,
+        "blocks",
+        include_str!("../../migrations/0006_blocks.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`, shared by every process of the system.
