@@ -1,5 +1,5 @@
-//! Redis publishing: messages and events on `channel-{id}` only after the commit, control events on
-//! `user-{id}` for joins, leaves and direct channels, `read` on the channel.
+//! Redis publishing: messages and events on `channel-{id}` only after the commit, control
+//! events on `user-{id}` for joins, leaves and direct channels, `read` on the channel.
 
 use std::time::Duration;
 
