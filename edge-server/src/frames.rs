@@ -1,9 +1,9 @@
 //! What each client frame does (SPEC section 4): an adapter over `shared::chat`. Every frame
 //! that is answered yields a reply future; the session keeps them in arrival order and writes
 //! each reply when its turn comes, so `ack`s, `error`s, `pong`s and `resumed` go out in the
-//! order the frames came, while slow ones (a commit, a read marker, a replay read from
-//! PostgreSQL, shared with concurrent resumes of the same channels) run beside the socket's
-//! loop. `ChatError`s become `error` frames here only.
+//! order the frames came, while slow ones (a commit, a change to a message, a read marker, a
+//! replay read from PostgreSQL, shared with concurrent resumes of the same channels) run
+//! beside the socket's loop. `ChatError`s become `error` frames here only.
 
 use std::future::{ready, Future};
 use std::pin::Pin;
