@@ -11,6 +11,7 @@ mod delivery;
 mod faults;
 mod input;
 mod membership;
+mod mixed;
 mod plain;
 mod process;
 mod session;
