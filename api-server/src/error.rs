@@ -110,6 +110,7 @@ impl From<ChatError> for ApiError {
             ChatError::Validation(m) => ApiError::Validation(m),
             ChatError::NoChannel => ApiError::NotFound("no such channel"),
             ChatError::NoUser => ApiError::NotFound("no such user"),
+            ChatError::NoMessage => ApiError::NotFound("no such message in this channel"),
             ChatError::NotMember => ApiError::Forbidden("not a member of this channel"),
             ChatError::Forbidden(m) => ApiError::Forbidden(m),
             ChatError::Conflict(m) => ApiError::Conflict(m),

@@ -51,6 +51,7 @@ impl<'a> From<&'a ServerFrame> for Incoming<'a> {
             ServerFrame::Ack {
                 client_msg_id,
                 message: m,
+                ..
             } => Incoming::Ack {
                 client_msg_id: client_msg_id.as_deref().map(Cow::Borrowed),
                 channel_id: m.channel_id,

@@ -1,6 +1,6 @@
-//! The task of one channel with local sockets: it puts the channel's events in `seq` order,
-//! fills holes from PostgreSQL, and delivers each message once to each local socket, keeping a
-//! cursor per socket. Joins, leaves and `resume` replays go through the same queue, so they
+//! The task of one channel with local sockets: it puts the channel's log (messages and
+//! sequenced events: edits, deletes, reactions) in `seq` order, fills holes from PostgreSQL,
+//! and delivers each entry once to each local socket, keeping a cursor per socket. Joins, leaves and `resume` replays go through the same queue, so they
 //! are ordered with the live messages and nothing is doubled or skipped. A replay's rows are
 //! read (and framed, once for every socket that resumes with them) by `replays`, beside this
 //! task: a slow read holds up neither the channel's live messages nor the socket's.
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::protocol::ServerFrame;
-use shared::store::Store;
+use shared::store::{Entry, Store};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
@@ -67,7 +67,7 @@ impl Slice {
 
 #[derive(Debug)]
 pub enum ChannelCmd {
-    /// A `message` frame from Redis.
+    /// A sequenced frame from Redis (`message` or `event`).
     Message {
         seq: i64,
         payload: Frame,
@@ -141,10 +141,9 @@ pub fn spawn(env: Arc<ChannelEnv>, id: i64, start: i64) -> mpsc::UnboundedSender
     tx
 }
 
-/// A message as its `message` frame, with its seq.
-pub fn encode(m: shared::Message) -> (i64, Frame) {
-    let seq = m.seq;
-    (seq, ServerFrame::Message { message: m }.to_json().into())
+/// An entry of the log as its frame (`message` or `event`), with its seq.
+pub fn encode(entry: Entry) -> (i64, Frame) {
+    (entry.seq(), entry.into_frame().to_json().into())
 }
 
 impl Task {
@@ -286,7 +285,7 @@ impl Task {
             let rows = match self
                 .env
                 .store
-                .messages_between(self.id, self.last, stop, FILL_PAGE)
+                .log_between(self.id, self.last, stop, FILL_PAGE)
                 .await
             {
                 Ok(r) => r,
@@ -300,9 +299,9 @@ impl Task {
                 // Not committed (yet) as far as this read can see: wait for it.
                 break;
             }
-            for m in rows {
-                if m.seq == self.last + 1 {
-                    let (seq, p) = encode(m);
+            for entry in rows {
+                if entry.seq() == self.last + 1 {
+                    let (seq, p) = encode(entry);
                     self.env.metrics.gaps_filled.increment(1);
                     self.deliver(seq, p);
                 }
@@ -333,12 +332,12 @@ impl Task {
                     match self
                         .env
                         .store
-                        .messages_between(self.id, cur, self.last, FILL_PAGE)
+                        .log_between(self.id, cur, self.last, FILL_PAGE)
                         .await
                     {
                         Ok(rows) if !rows.is_empty() => {
-                            for m in rows {
-                                let (seq, p) = encode(m);
+                            for entry in rows {
+                                let (seq, p) = encode(entry);
                                 socket.deliver(p, &self.env.metrics);
                                 cur = seq;
                             }

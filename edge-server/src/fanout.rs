@@ -69,7 +69,7 @@ fn route(hub: &Hub, metrics: &EdgeMetrics, inbound: Inbound, payload: Frame) {
         }
     };
     match inbound {
-        Inbound::Message { channel_id, seq } => {
+        Inbound::Sequenced { channel_id, seq } => {
             to_channel(channel_id, ChannelCmd::Message { seq, payload });
         }
         Inbound::ChannelEvent {

@@ -1,9 +1,9 @@
 //! What each client frame does (SPEC section 4): an adapter over `shared::chat`. Every frame
 //! that is answered yields a reply future; the session keeps them in arrival order and writes
 //! each reply when its turn comes, so `ack`s, `error`s, `pong`s and `resumed` go out in the
-//! order the frames came, while slow ones (a commit, a read marker, a replay read from
-//! PostgreSQL, shared with concurrent resumes of the same channels) run beside the socket's
-//! loop. `ChatError`s become `error` frames here only.
+//! order the frames came, while slow ones (a commit, a change to a message, a read marker, a
+//! replay read from PostgreSQL, shared with concurrent resumes of the same channels) run
+//! beside the socket's loop. `ChatError`s become `error` frames here only.
 
 use std::future::{ready, Future};
 use std::pin::Pin;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::join_all;
-use shared::chat::{Actor, ChatError, SendRequest};
+use shared::chat::{Actor, ChangeRequest, ChatError, SendRequest};
 use shared::protocol::{ClientFrame, ErrorCode, ServerFrame};
 use tokio::sync::oneshot;
 
@@ -87,6 +87,12 @@ pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) -> Opti
             };
             Some(send(edge, s, req).await)
         }
+        f @ (ClientFrame::Edit { .. }
+        | ClientFrame::Delete { .. }
+        | ClientFrame::React { .. }
+        | ClientFrame::Unreact { .. }) => {
+            ChangeRequest::from_frame(f).map(|req| change(edge, s, req))
+        }
         ClientFrame::Typing { channel_id } => {
             if !s.is_member(channel_id) {
                 return Some(refuse(ChatError::NotMember, None));
@@ -137,8 +143,38 @@ async fn send(edge: &Arc<Edge>, s: &SocketHandle, req: SendRequest) -> Reply {
                 vec![ServerFrame::Ack {
                     client_msg_id: cmid,
                     message: sent.into_message(),
+                    event: None,
                 }]
             }
+            Err(e) => vec![error_frame(&e, cmid)],
+        }
+    })
+}
+
+/// Applies a change to a message (edit, delete, react, unreact) and answers with `ack` (the
+/// message as it is now, and the event recorded) or `error`, with the frame's
+/// `client_msg_id`. The event itself reaches every member, this socket too, on the channel.
+/// A socket's changes apply one after another, in the order sent (each waits for the one
+/// before; the socket's loop does not).
+fn change(edge: &Arc<Edge>, s: &SocketHandle, req: ChangeRequest) -> Reply {
+    let cmid = req.client_msg_id.clone();
+    if !s.is_member(req.channel_id) {
+        return refuse(ChatError::NotMember, cmid);
+    }
+    let (chat, user) = (edge.chat.clone(), s.user_id);
+    let (previous, done) = s.next_change();
+    Box::pin(async move {
+        if let Some(previous) = previous {
+            let _ = previous.await;
+        }
+        let result = chat.change(user, req).await;
+        let _ = done.send(());
+        match result {
+            Ok(changed) => vec![ServerFrame::Ack {
+                client_msg_id: cmid,
+                message: changed.message,
+                event: changed.event,
+            }],
             Err(e) => vec![error_frame(&e, cmid)],
         }
     })

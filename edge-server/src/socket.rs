@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
 
+use tokio::sync::oneshot;
+
 use crate::metrics::EdgeMetrics;
 use crate::queue::{OutQueue, Pushed};
 use crate::wire::Frame;
@@ -21,6 +23,10 @@ pub struct SocketHandle {
     pub username: String,
     pub queue: OutQueue,
     pub(crate) state: Mutex<SocketState>,
+    /// Resolves when the socket's last change to a message (`edit`, `delete`, `react`,
+    /// `unreact`) is done: the next one waits for it, so a socket's changes apply in the
+    /// order it sent them.
+    pub(crate) last_change: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 /// Membership of one socket; changed by the hub only (lock order: this, then the hub's maps).
@@ -55,11 +61,19 @@ impl SocketHandle {
             username: username.to_owned(),
             queue,
             state: Mutex::new(SocketState::default()),
+            last_change: Mutex::new(None),
         }
     }
 
     pub fn is_member(&self, channel_id: i64) -> bool {
         lock(&self.state).channels.contains(&channel_id)
+    }
+
+    /// Takes the socket's turn for a change: returns the previous change's completion to wait
+    /// for, and the sender that marks this one done (dropping it counts as done).
+    pub fn next_change(&self) -> (Option<oneshot::Receiver<()>>, oneshot::Sender<()>) {
+        let (done, turn) = oneshot::channel();
+        (lock(&self.last_change).replace(turn), done)
     }
 
     pub fn channel_ids(&self) -> Vec<i64> {

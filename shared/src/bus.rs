@@ -129,8 +129,8 @@ async fn publisher(
 /// needs; the payload itself is forwarded untouched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
-    /// A `message` of the channel, to put in `seq` order.
-    Message { channel_id: i64, seq: i64 },
+    /// An entry of the channel's log (a `message` or an `event`), to put in `seq` order.
+    Sequenced { channel_id: i64, seq: i64 },
     /// Any other event of the channel (`typing`, `read`, `member_*`), forwarded as is to its
     /// members except `skip_user` (the typing user is not told of their own typing).
     ChannelEvent {
@@ -154,6 +154,7 @@ pub enum Inbound {
 #[serde(rename_all = "snake_case")]
 enum Kind {
     Message,
+    Event,
     Typing,
     ChannelAdded,
     ChannelRemoved,
@@ -168,6 +169,8 @@ struct Peek {
     kind: Kind,
     #[serde(default)]
     message: Option<PeekSeq>,
+    #[serde(default)]
+    event: Option<PeekSeq>,
     #[serde(default)]
     channel: Option<PeekChannel>,
     #[serde(default)]
@@ -196,9 +199,13 @@ impl Inbound {
         }
         let peek: Peek = serde_json::from_str(payload).ok()?;
         match (topic, peek.kind) {
-            (Topic::Channel(channel_id), Kind::Message) => Some(Inbound::Message {
+            (Topic::Channel(channel_id), Kind::Message) => Some(Inbound::Sequenced {
                 channel_id,
                 seq: peek.message?.seq,
+            }),
+            (Topic::Channel(channel_id), Kind::Event) => Some(Inbound::Sequenced {
+                channel_id,
+                seq: peek.event?.seq,
             }),
             (Topic::Channel(channel_id), Kind::Typing) => Some(Inbound::ChannelEvent {
                 channel_id,
@@ -306,9 +313,21 @@ mod tests {
         let raw = r#"{"type":"message","message":{"id":"1","channel_id":5,"seq":42,"sender_id":1,"sender":"a","content":"hi","reply_to":null,"client_msg_id":null,"created_at":"2026-01-01T00:00:00Z"}}"#;
         assert_eq!(
             Inbound::decode("channel-5", raw),
-            Some(Inbound::Message {
+            Some(Inbound::Sequenced {
                 channel_id: 5,
                 seq: 42
+            })
+        );
+    }
+
+    #[test]
+    fn an_event_is_routed_by_its_own_seq() {
+        let raw = r#"{"type":"event","event":{"channel_id":5,"seq":43,"message_id":"1","message_seq":42,"user_id":1,"client_msg_id":null,"created_at":"2026-01-01T00:00:00Z","kind":"message_deleted"}}"#;
+        assert_eq!(
+            Inbound::decode("channel-5", raw),
+            Some(Inbound::Sequenced {
+                channel_id: 5,
+                seq: 43
             })
         );
     }

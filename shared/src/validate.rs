@@ -132,6 +132,78 @@ pub fn client_msg_id(s: Option<String>, l: &Limits) -> Result<Option<String>, In
     }
 }
 
+/// Longest reaction, in bytes.
+pub const EMOJI_MAX_BYTES: usize = 32;
+
+/// A reaction: one emoji, at most [`EMOJI_MAX_BYTES`] bytes, either
+/// - a shortcode `:name:` with a name of 1..30 of `[a-z0-9_+-]` (custom emoji), or
+/// - one emoji as a user perceives it: a base character from the emoji blocks (or a keycap base
+///   `0-9 # *` followed by U+20E3), then only what extends it: variation selectors, skin-tone
+///   modifiers, the keycap mark, tag characters (subdivision flags), a zero-width joiner
+///   followed by another base (family and profession sequences), or a second regional
+///   indicator (a flag). No whitespace, no control characters, no text around it.
+pub fn emoji(s: &str) -> Result<&str, Invalid> {
+    let bad = || {
+        invalid(format!(
+            "emoji must be one emoji (at most {EMOJI_MAX_BYTES} bytes) or a :shortcode:"
+        ))
+    };
+    if s.is_empty() || s.len() > EMOJI_MAX_BYTES {
+        return Err(bad());
+    }
+    if let Some(name) = s.strip_prefix(':').and_then(|r| r.strip_suffix(':')) {
+        let ok = (1..=30).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_+-".contains(&b));
+        return if ok { Ok(s) } else { Err(bad()) };
+    }
+    let mut chars = s.chars();
+    let first = chars.next().ok_or_else(bad)?;
+    let keycap = matches!(first, '0'..='9' | '#' | '*');
+    if !(keycap || is_base(first)) {
+        return Err(bad());
+    }
+    let (mut regional, mut joined, mut capped) = (is_regional(first), false, false);
+    for c in chars {
+        match c {
+            _ if joined => {
+                if !is_base(c) {
+                    return Err(bad());
+                }
+                (joined, regional) = (false, false);
+            }
+            '\u{200D}' => joined = true,
+            '\u{20E3}' => capped = true,
+            _ if is_modifier(c) => {}
+            _ if regional && is_regional(c) => regional = false,
+            _ => return Err(bad()),
+        }
+    }
+    if joined || (keycap && !capped) {
+        return Err(bad());
+    }
+    Ok(s)
+}
+
+/// A character that can start an emoji: in the blocks emoji come from (©, ®, U+203C..U+3299:
+/// punctuation, symbols, arrows, dingbats, enclosed characters; U+1F000..U+1FAFF: the emoji
+/// planes), not one that only extends another.
+fn is_base(c: char) -> bool {
+    matches!(c, '\u{A9}' | '\u{AE}' | '\u{203C}'..='\u{3299}' | '\u{1F000}'..='\u{1FAFF}')
+        && !is_modifier(c)
+        && !matches!(c, '\u{2060}'..='\u{206F}' | '\u{20E3}' | '\u{3000}')
+}
+
+/// Variation selectors, skin tones, tag characters.
+fn is_modifier(c: char) -> bool {
+    matches!(c, '\u{FE0E}' | '\u{FE0F}' | '\u{1F3FB}'..='\u{1F3FF}' | '\u{E0020}'..='\u{E007F}')
+}
+
+fn is_regional(c: char) -> bool {
+    matches!(c, '\u{1F1E6}'..='\u{1F1FF}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +233,49 @@ mod tests {
         assert!(client_msg_id(Some("".into()), &l).is_err());
         assert!(client_msg_id(Some("c 1".into()), &l).is_err());
         assert_eq!(client_msg_id(None, &l), Ok(None));
+    }
+
+    #[test]
+    fn one_emoji_or_a_shortcode() {
+        for ok in [
+            "👍",
+            "❤️",
+            "👍🏽",
+            "🇫🇷",
+            "1️⃣",
+            "#⃣",
+            "👨‍👩‍👧",
+            "🏴‍☠️",
+            ":party_parrot:",
+            ":+1:",
+            "©️",
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+        ] {
+            assert_eq!(emoji(ok), Ok(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "a",
+            "ab",
+            "1",
+            "é",
+            "中",
+            "👍 ",
+            " 👍",
+            "👍a",
+            "👍👍",
+            "🇫🇷🇫",
+            "\u{200D}👍",
+            "👍\u{200D}",
+            "\u{FE0F}",
+            ":Bad:",
+            "::",
+            ":a b:",
+            "\n",
+            "\u{200B}",
+            &"👨‍👩‍👧".repeat(3),
+        ] {
+            assert!(emoji(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Accounts: register, login, the caller, and the user list with presence.
+//! Accounts: register, login, the caller, the user list with presence, and blocks.
 
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use shared::validate::{Password, Username};
 
 use super::{online_users, page};
 use crate::error::ApiError;
-use crate::extract::{AuthUser, ClientAddr, Json, Query};
+use crate::extract::{AuthUser, ClientAddr, Json, Path, Query};
 use crate::state::AppState;
 
 /// The one answer to a failed login, whether the user exists or not.
@@ -139,4 +139,35 @@ pub async fn users(
             .collect(),
         next,
     }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct BlockList {
+    users: Vec<User>,
+}
+
+/// `GET /api/me/blocks`: the users the caller blocks.
+pub async fn blocks(State(s): State<AppState>, me: AuthUser) -> Result<Json<BlockList>, ApiError> {
+    let users = s.chat.blocks(&me.actor()).await?;
+    Ok(Json(BlockList { users }))
+}
+
+/// `PUT /api/me/blocks/{user_id}`: 204; idempotent.
+pub async fn block(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Path(user_id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    s.chat.block(&me.actor(), user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/me/blocks/{user_id}`: 204; idempotent.
+pub async fn unblock(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Path(user_id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    s.chat.unblock(&me.actor(), user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use shared::protocol::{Channel, ChannelKind, MyChannel, UserPresence};
+use shared::protocol::{Channel, ChannelKind, MyChannel, Role, UserPresence};
 
 use super::{online_users, page};
 use crate::error::ApiError;
@@ -138,4 +138,32 @@ pub async fn direct(
         StatusCode::OK
     };
     Ok((status, Json(dm.channel)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoleBody {
+    role: Role,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberRole {
+    channel_id: i64,
+    user_id: i64,
+    role: Role,
+}
+
+/// `PUT /api/channels/{id}/members/{user_id}/role` `{role}`: the owner makes a member an
+/// `admin` or a `member` again.
+pub async fn set_role(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Path((id, user_id)): Path<(i64, i64)>,
+    Json(body): Json<RoleBody>,
+) -> Result<Json<MemberRole>, ApiError> {
+    let role = s.chat.set_role(&me.actor(), id, user_id, body.role).await?;
+    Ok(Json(MemberRole {
+        channel_id: id,
+        user_id,
+        role,
+    }))
 }

@@ -1,4 +1,4 @@
-//! History, sends over HTTP and read markers: adapters over `shared::chat`.
+//! History, threads, mentions, sends over HTTP and read markers: adapters over `shared::chat`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -38,6 +38,64 @@ pub async fn history(
     Ok(Json(HistoryPage {
         messages: page.messages,
         next: page.next,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThreadPage {
+    root: Message,
+    messages: Vec<Message>,
+    next: Option<i64>,
+}
+
+/// `GET /api/channels/{id}/threads/{root_seq}?before=&after=&limit=`: the root and a page of
+/// its replies, with the cursors of history.
+pub async fn thread(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Path((id, root)): Path<(i64, i64)>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<ThreadPage>, ApiError> {
+    let t = s
+        .chat
+        .thread(me.id, id, root, q.before, q.after, q.limit)
+        .await?;
+    Ok(Json(ThreadPage {
+        root: t.root,
+        messages: t.messages,
+        next: t.next,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MentionsQuery {
+    /// A message id (a string, as ids are written).
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MentionsPage {
+    messages: Vec<Message>,
+    /// The message id to pass as `before`, as a string.
+    next: Option<String>,
+}
+
+/// `GET /api/me/mentions?before=ID&limit=N`: messages mentioning the caller, newest first.
+pub async fn mentions(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Query(q): Query<MentionsQuery>,
+) -> Result<Json<MentionsPage>, ApiError> {
+    let before = q
+        .before
+        .map(|b| b.parse::<i64>())
+        .transpose()
+        .map_err(|_| ApiError::BadRequest("before must be a message id".into()))?;
+    let page = s.chat.mentions(me.id, before, q.limit).await?;
+    Ok(Json(MentionsPage {
+        messages: page.messages,
+        next: page.next.map(|id| id.to_string()),
     }))
 }
 

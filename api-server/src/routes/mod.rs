@@ -1,12 +1,13 @@
 //! The router: every route of SPEC section 3, the web client, and JSON fallbacks.
 
 mod accounts;
+mod changes;
 mod channels;
 mod messages;
 mod ops;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -21,13 +22,35 @@ pub fn router(state: AppState) -> Router {
         .route("/api/users", get(accounts::users))
         .route("/api/channels", post(channels::create).get(channels::list))
         .route("/api/me/channels", get(channels::mine))
+        .route("/api/me/mentions", get(messages::mentions))
+        .route("/api/me/blocks", get(accounts::blocks))
+        .route(
+            "/api/me/blocks/{user_id}",
+            put(accounts::block).delete(accounts::unblock),
+        )
         .route("/api/channels/{id}/join", post(channels::join))
         .route("/api/channels/{id}/leave", post(channels::leave))
         .route("/api/channels/{id}/members", get(channels::members))
+        .route(
+            "/api/channels/{id}/members/{user_id}/role",
+            put(channels::set_role),
+        )
         .route("/api/dms", post(channels::direct))
         .route(
             "/api/channels/{id}/messages",
             get(messages::history).post(messages::send),
+        )
+        .route(
+            "/api/channels/{id}/messages/{message_id}",
+            axum::routing::patch(changes::edit).delete(changes::delete),
+        )
+        .route(
+            "/api/channels/{id}/messages/{message_id}/reactions/{emoji}",
+            put(changes::react).delete(changes::unreact),
+        )
+        .route(
+            "/api/channels/{id}/threads/{root_seq}",
+            get(messages::thread),
         )
         .route("/api/channels/{id}/read", post(messages::read))
         .route("/health", get(ops::health))

@@ -4,9 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod blocks;
+mod changes;
 mod channels;
 mod faults;
 mod messages;
 mod pubsub;
 mod support;
+mod threads;
 mod tokens;

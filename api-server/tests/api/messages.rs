@@ -87,8 +87,17 @@ async fn sends_are_validated_stored_and_idempotent() {
         .iter()
         .map(|m| m["seq"].clone())
         .collect();
-    assert_eq!(seqs, [json!(3), json!(2), json!(1)]);
-    assert_eq!(h.body["messages"][2], m);
+    // The reply (seq 2) is followed by its root's `thread_updated` event, recorded beside
+    // the next send: the last message took seq 3 or 4.
+    assert_eq!(seqs[1..], [json!(2), json!(1)]);
+    assert!(seqs[0] == json!(3) || seqs[0] == json!(4), "{seqs:?}");
+    // The first message, as sent, plus the thread counters of the reply it got since.
+    let mut first = h.body["messages"][2].clone();
+    assert_eq!(first["reply_count"], 1);
+    let o = first.as_object_mut().unwrap();
+    assert!(o.remove("last_reply_at").is_some());
+    o.remove("reply_count");
+    assert_eq!(first, m);
 }
 
 fn seqs(page: &crate::support::Resp) -> Vec<i64> {

@@ -1,5 +1,5 @@
-//! Redis publishing: messages on `channel-{id}` only after the commit, control events on
-//! `user-{id}` for joins, leaves and direct channels, `read` on the channel.
+//! Redis publishing: messages and events on `channel-{id}` only after the commit, control
+//! events on `user-{id}` for joins, leaves and direct channels, `read` on the channel.
 
 use std::time::Duration;
 
@@ -222,5 +222,43 @@ async fn on_a_redis_cluster_channel_and_user_events_are_published_on_their_shard
     assert!(
         matches!(&frame, ServerFrame::Message { message } if message.content == "over the shard"),
         "{frame:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_made_over_http_is_published_as_an_event_after_its_commit() {
+    let app = TestApp::spawn().await;
+    let (_, at) = app.user("alice").await;
+    let c = app.channel(&at, "general").await;
+    let m = app.say(&at, c, "hello").await;
+    let topic = format!("channel-{c}");
+    let mut sub = Sub::new(std::slice::from_ref(&topic)).await;
+    let path = format!(
+        "/api/channels/{c}/messages/{}/reactions/%F0%9F%91%8D?client_msg_id=r-1",
+        m["id"].as_str().unwrap()
+    );
+    let r = app.call(reqwest::Method::PUT, &path, Some(&at), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let (t, f) = sub.next().await;
+    assert_eq!(t, topic);
+    let ServerFrame::Event { event } = f else {
+        panic!("{f:?}");
+    };
+    assert_eq!(serde_json::to_value(&event).unwrap(), r.body["event"]);
+    let stored = app
+        .store
+        .log_between(c, event.seq - 1, event.seq, 1)
+        .await
+        .unwrap();
+    assert_eq!(stored, [shared::store::Entry::Event(event)]);
+    // A retry answers the same event and publishes nothing; the next change does.
+    let again = app.call(reqwest::Method::PUT, &path, Some(&at), None).await;
+    assert_eq!(again.body["event"], r.body["event"]);
+    let p = format!("/api/channels/{c}/messages/{}", m["id"].as_str().unwrap());
+    app.call(reqwest::Method::DELETE, &p, Some(&at), None).await;
+    let (_, f) = sub.next().await;
+    assert!(
+        matches!(&f, ServerFrame::Event { event } if event.change.kind() == "message_deleted"),
+        "{f:?}"
     );
 }

@@ -334,6 +334,7 @@ fn record(
             ServerFrame::Ack {
                 client_msg_id: Some(id),
                 message: m,
+                ..
             },
             Event::Ack { first: true },
         ) => {

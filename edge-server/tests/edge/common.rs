@@ -140,8 +140,9 @@ impl Drop for TestEdge {
     }
 }
 
-/// What the client read next.
+/// What the client read next (one at a time, moved out at once: its size does not matter).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Got {
     Frame(ServerFrame),
     Closed(Option<u16>),
@@ -239,6 +240,7 @@ impl Client {
                 ServerFrame::Ack {
                     client_msg_id,
                     message,
+                    ..
                 } if client_msg_id.as_deref() == Some(cmid) => Some(message.clone()),
                 ServerFrame::Error {
                     client_msg_id,

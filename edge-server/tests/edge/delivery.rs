@@ -398,6 +398,7 @@ async fn pipelined_sends_are_stored_and_acked_in_the_order_sent() {
             ServerFrame::Ack {
                 client_msg_id,
                 message,
+                ..
             } => {
                 replies.push((client_msg_id, Some(message.seq)));
             }

@@ -5,13 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod batch;
+mod changes;
 mod common;
 mod delivery;
 mod faults;
 mod input;
 mod membership;
+mod mixed;
+mod plain;
 mod process;
 mod session;
 mod sharded;
 mod sse;
+mod threads;
 mod transports;

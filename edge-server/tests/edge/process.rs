@@ -83,9 +83,9 @@ fn spawn_edge(env: &Env, id: &str) -> (std::process::Child, std::net::SocketAddr
 
 #[tokio::test]
 async fn presence_is_cluster_wide_a_dead_edges_users_go_offline_within_60s() {
-    // A Redis of its own: every live edge sweeps dead edges' leases, and an edge of another
-    // test (another database) that swept this one first would announce alice to its own
-    // database's channels, not to bob.
+    // A Redis of its own: presence keys are cluster-wide, and on the shared Redis an edge of
+    // another test (another database) may win the sweep of the dead edge and announce the
+    // user offline to that test's channels instead of this one's.
     let redis = testkit::RedisServer::start().unwrap();
     let env = Env::with(testkit::fresh_db().await.url, redis.url()).await;
     let (a, b) = (env.user("alice").await, env.user("bob").await);

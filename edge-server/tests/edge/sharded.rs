@@ -1,8 +1,8 @@
 //! SPEC section 5 on a Redis Cluster of three shards, where channel and user topics are shard
-//! channels (`SSUBSCRIBE` / `SPUBLISH`): the cross-edge, gap-fill, membership and presence
-//! tests of single-Redis mode, the number of subscribed edges per shard channel, and the
-//! faults of a cluster: a shard killed and brought back, a failover to a replica under
-//! traffic, every subscriber connection killed.
+//! channels (`SSUBSCRIBE` / `SPUBLISH`): the cross-edge, gap-fill (of messages and events),
+//! membership and presence tests of single-Redis mode, the number of subscribed edges per
+//! shard channel, and the faults of a cluster: a shard killed and brought back, a failover to
+//! a replica under traffic, every subscriber connection killed.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use fred::types::{ClusterHash, CustomCommand, Value};
 use testkit::RedisCluster;
 
 use crate::common::*;
-use crate::{delivery, faults, membership};
+use crate::{changes, delivery, faults, membership};
 
 /// A test's environment on the process-wide 3-shard cluster.
 async fn on_cluster() -> Env {
@@ -26,6 +26,11 @@ async fn sharded_gap_free_order_two_senders_on_two_edges_same_order_everywhere()
 #[tokio::test]
 async fn sharded_exactly_once_in_order_when_publishes_are_lost_reordered_and_doubled() {
     delivery::exactly_once_through_a_lossy_bus(on_cluster().await).await;
+}
+
+#[tokio::test]
+async fn sharded_events_lost_by_the_bus_are_filled_from_postgres_in_order() {
+    changes::events_through_a_lossy_bus(on_cluster().await).await;
 }
 
 #[tokio::test]

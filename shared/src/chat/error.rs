@@ -16,6 +16,8 @@ pub enum ChatError {
     NoChannel,
     #[error("no such user")]
     NoUser,
+    #[error("no such message in this channel")]
+    NoMessage,
     #[error("not a member of this channel")]
     NotMember,
     #[error("{0}")]
@@ -35,7 +37,7 @@ impl ChatError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ChatError::Validation(_) => ErrorCode::Validation,
-            ChatError::NoChannel | ChatError::NoUser => ErrorCode::NotFound,
+            ChatError::NoChannel | ChatError::NoUser | ChatError::NoMessage => ErrorCode::NotFound,
             ChatError::NotMember | ChatError::Forbidden(_) => ErrorCode::Forbidden,
             ChatError::Conflict(_) => ErrorCode::Conflict,
             ChatError::RateLimited { .. } => ErrorCode::RateLimited,

@@ -3,7 +3,7 @@
 //! `channel_removed` (SPEC 5.5).
 
 use super::{Actor, Chat, ChatError};
-use crate::protocol::{Channel, MyChannel, ServerFrame};
+use crate::protocol::{Channel, MyChannel, Role, ServerFrame};
 use crate::store::Join;
 use crate::topics::Topic;
 use crate::validate::ChannelName;
@@ -71,7 +71,7 @@ impl Chat {
 
     /// Gets or creates the direct channel of `user` and `other`. Both are (again) members
     /// afterwards; whoever was not hears `channel_added`, and an existing channel hears
-    /// `member_joined` for them.
+    /// `member_joined` for them. Refused while either blocks the other.
     pub async fn direct(&self, user: &Actor, other: i64) -> Result<Direct, ChatError> {
         if other == user.id {
             return Err(ChatError::Validation(
@@ -83,6 +83,7 @@ impl Chat {
             .user_by_id(other)
             .await?
             .ok_or(ChatError::NoUser)?;
+        self.check_not_blocked(user.id, other.id).await?;
         let before = self.store().direct_members(user.id, other.id).await?;
         let name = if user.id < other.id {
             format!("{},{}", user.name, other.username)
@@ -120,6 +121,55 @@ impl Chat {
             channel: ch,
             created: dm.created,
         })
+    }
+
+    /// The owner of a channel makes a member an admin (who may delete anyone's message) or
+    /// a member again; the channel hears `member_role` when it changed. Owners are made by
+    /// creating a channel only.
+    pub async fn set_role(
+        &self,
+        user: &Actor,
+        channel_id: i64,
+        target: i64,
+        role: Role,
+    ) -> Result<Role, ChatError> {
+        if role == Role::Owner {
+            return Err(ChatError::Validation("role must be admin or member".into()));
+        }
+        if self.store().channel(channel_id).await?.is_none() {
+            return Err(ChatError::NoChannel);
+        }
+        let changed = self
+            .store()
+            .set_role(channel_id, (user.id, target), role, |mine, theirs| {
+                match (mine, theirs) {
+                    (None, _) => Err(ChatError::NotMember),
+                    (Some(r), _) if r != Role::Owner => Err(ChatError::Forbidden(
+                        "only the channel's owner may change roles",
+                    )),
+                    (_, None) => Err(ChatError::NoUser),
+                    (_, Some(Role::Owner)) => {
+                        Err(ChatError::Forbidden("the owner's role cannot change"))
+                    }
+                    _ => Ok(()),
+                }
+            })
+            .await?;
+        if changed {
+            tracing::info!(
+                channel_id,
+                user_id = target,
+                role = role.as_str(),
+                "role changed"
+            );
+            let frame = ServerFrame::MemberRole {
+                channel_id,
+                user_id: target,
+                role,
+            };
+            self.publish(Topic::Channel(channel_id), &frame);
+        }
+        Ok(role)
     }
 
     /// Tells every socket of `user` that they are now in `channel_id`, with its read state.

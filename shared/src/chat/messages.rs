@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use super::{Actor, Chat, ChatError};
 use crate::protocol::{Message, ServerFrame};
-use crate::store::{History, NewMessage, Outcome, SendOutcome};
+use crate::store::{Entry, History, NewMessage, Outcome, SendOutcome};
 use crate::topics::Topic;
 use crate::validate::{self, Content};
 
@@ -66,15 +66,23 @@ impl Chat {
         let limits = self.limits();
         let content = Content::parse(req.content, limits)?;
         let client_msg_id = validate::client_msg_id(req.client_msg_id, limits)?;
+        let bad_reply = || {
+            ChatError::Validation("reply_to must be the seq of a message of this channel".into())
+        };
         if req.reply_to.is_some_and(|r| r < 1) {
-            return Err(ChatError::Validation(
-                "reply_to must be a seq of this channel".into(),
-            ));
+            return Err(bad_reply());
         }
         self.inner
             .sends
             .check(sender)
             .map_err(|retry_after| ChatError::RateLimited { retry_after })?;
+        if let Some(r) = req.reply_to {
+            // A seq may be an event's: a reply answers a message (read after the rate token,
+            // like every check that reaches the store).
+            if self.store().message_at(req.channel_id, r).await?.is_none() {
+                return Err(bad_reply());
+            }
+        }
         let queued = self
             .inner
             .commits
@@ -127,6 +135,9 @@ impl Chat {
 
     /// A page of history, members only: newest first below `before` without `after`,
     /// ascending above `after` with it; `limit` defaults to and is capped by the limits.
+    /// Messages come in their current state (edited content, tombstones) with their reactions
+    /// as `user` sees them. Cursors are message seqs: the seqs of other log entries between
+    /// them are simply not in any page.
     pub async fn history(
         &self,
         user: i64,
@@ -137,10 +148,28 @@ impl Chat {
     ) -> Result<History, ChatError> {
         let limit = self.page_limit(limit)?;
         self.require_member(channel_id, user).await?;
-        Ok(self
+        let mut page = self
             .store()
             .history(channel_id, before, after, limit)
-            .await?)
+            .await?;
+        self.with_reactions(user, channel_id, &mut page.messages)
+            .await?;
+        Ok(page)
+    }
+
+    /// Fills in the reactions of `messages` (of one channel) as `user` sees them.
+    pub(super) async fn with_reactions(
+        &self,
+        user: i64,
+        channel_id: i64,
+        messages: &mut [Message],
+    ) -> Result<(), ChatError> {
+        let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
+        let mut reactions = self.store().reactions(channel_id, &seqs, user).await?;
+        for m in messages {
+            m.reactions = reactions.remove(&m.seq).unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// A page size from `?limit=`: default and maximum from the limits, at least 1.
@@ -161,7 +190,8 @@ impl Chat {
         Ok(())
     }
 
-    /// Up to `limit` messages of a channel after `after`, ascending: the rows `resume`s replay.
+    /// Up to `limit` entries of a channel's log (messages and events) after `after`, ascending:
+    /// the rows `resume`s replay.
     /// One read may serve several resumes of the channel, each replaying at most `RESUME_MAX`
     /// of them (the edge slices it). The caller has checked membership and the seq.
     pub async fn replay_rows(
@@ -169,10 +199,10 @@ impl Chat {
         channel_id: i64,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<Message>, ChatError> {
+    ) -> Result<Vec<Entry>, ChatError> {
         Ok(self
             .store()
-            .messages_between(channel_id, after, i64::MAX, limit.max(1))
+            .log_between(channel_id, after, i64::MAX, limit.max(1))
             .await?)
     }
 }

@@ -1,11 +1,15 @@
-//! The chat operations, written once for every transport: send, read markers, typing,
-//! channels and membership (with their events), history and `resume` replays. A REST route or
+//! The chat operations, written once for every transport: send, changes to a message (edit,
+//! delete, reactions), read markers, typing, channels and membership (with their events),
+//! roles, blocks, history, threads, mentions and `resume` replays. A REST route or
 //! a WebSocket frame handler parses its input, calls one of these, and renders the result;
 //! every rule, every store call and every event published lives here.
 
+mod blocks;
+mod changes;
 mod error;
 mod membership;
 mod messages;
+mod threads;
 
 use std::sync::Arc;
 
@@ -17,9 +21,11 @@ use crate::ratelimit::SendLimiter;
 use crate::store::{GroupCommit, GroupCommitConfig, Store};
 use crate::topics::Topic;
 
+pub use changes::{ChangeRequest, Changed};
 pub use error::ChatError;
 pub use membership::Direct;
 pub use messages::{PendingSend, SendRequest, Sent};
+pub use threads::{Mentions, Thread};
 
 /// The user an operation acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +51,8 @@ struct Inner {
 
 impl Chat {
     /// Starts the group committer on `store`; every message it stores is published on its
-    /// channel's topic in commit order, before any sender hears of it.
+    /// channel's topic in commit order, before any sender hears of it (a reply is followed by
+    /// its thread's `thread_updated` event).
     pub fn new(
         store: Store,
         bus: Bus,
@@ -53,10 +60,11 @@ impl Chat {
         commit: GroupCommitConfig,
         metrics: &Metrics,
     ) -> Chat {
-        let publish = bus.clone();
+        let (publish, reader) = (bus.clone(), store.clone());
         let on_stored = Arc::new(move |m: &crate::Message| {
             let frame = ServerFrame::Message { message: m.clone() };
             publish.publish(Topic::Channel(m.channel_id), &frame);
+            threads::announce_thread(&reader, &publish, m);
         });
         let commits = GroupCommit::spawn_with_hook(store.clone(), commit, metrics, on_stored);
         Chat {

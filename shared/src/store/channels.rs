@@ -3,7 +3,7 @@
 use tokio_postgres::Row;
 
 use super::{Store, StoreError};
-use crate::protocol::{Channel, ChannelKind, MyChannel, User};
+use crate::protocol::{Channel, ChannelKind, MyChannel, Role, User};
 
 const CHANNEL_COLS: &str = "c.id, c.name, c.kind, c.created_by, c.last_seq, c.created_at";
 
@@ -53,7 +53,7 @@ pub struct DirectChannel {
 }
 
 impl Store {
-    /// Creates a group channel with `creator` as its first member.
+    /// Creates a group channel with `creator` as its first member and owner.
     pub async fn create_channel(&self, name: &str, creator: i64) -> Result<Channel, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
@@ -68,7 +68,7 @@ impl Store {
             .await?;
         let ch = channel(&r);
         tx.execute(
-            "INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)",
+            "INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, 'owner')",
             &[&ch.id, &creator],
         )
         .await?;
@@ -302,6 +302,18 @@ impl Store {
         })
     }
 
+    /// The id of the direct channel of `a` and `b`, if they have one.
+    pub async fn direct_channel_id(&self, a: i64, b: i64) -> Result<Option<i64>, StoreError> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                "SELECT id FROM channels WHERE dm_key = $1",
+                &[&dm_key(a, b)],
+            )
+            .await?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
     /// Current members of the direct channel of `a` and `b` (empty when it does not exist).
     pub async fn direct_members(&self, a: i64, b: i64) -> Result<Vec<i64>, StoreError> {
         let c = self.client().await?;
@@ -338,6 +350,48 @@ impl Store {
             )
             .await?;
         Ok(r.map(|r| (r.get(0), r.get(1))))
+    }
+}
+
+impl Store {
+    /// Sets `target`'s role in the channel if `allow(actor's role, target's role)` agrees
+    /// (each `None` when not a member); both member rows are locked while it decides.
+    /// Returns whether the role changed.
+    pub async fn set_role<E: From<StoreError>>(
+        &self,
+        channel_id: i64,
+        (actor, target): (i64, i64),
+        role: Role,
+        allow: impl FnOnce(Option<Role>, Option<Role>) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(StoreError::from)?;
+        let rows = tx
+            .query(
+                "SELECT user_id, role FROM channel_members
+                 WHERE channel_id = $1 AND user_id IN ($2, $3) ORDER BY user_id FOR UPDATE",
+                &[&channel_id, &actor, &target],
+            )
+            .await
+            .map_err(StoreError::from)?;
+        let role_of = |u: i64| {
+            rows.iter()
+                .find(|r| r.get::<_, i64>(0) == u)
+                .map(|r| Role::parse(r.get(1)))
+        };
+        let (mine, theirs) = (role_of(actor), role_of(target));
+        allow(mine, theirs)?;
+        if theirs == Some(role) {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE channel_members SET role = $3 WHERE channel_id = $1 AND user_id = $2",
+            &[&channel_id, &target, &role.as_str()],
+        )
+        .await
+        .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(true)
     }
 }
 

@@ -11,10 +11,16 @@ use super::{Store, StoreError};
 use crate::protocol::Message;
 
 /// Columns of a message joined with its sender, in the order `message()` reads them.
-const MESSAGE_COLS: &str = "m.id, m.channel_id, m.seq, m.sender_id, u.username, m.content, \
-                            m.reply_to, m.client_msg_id, m.created_at";
+pub(super) const MESSAGE_COLS: &str = "m.id, m.channel_id, m.seq, m.sender_id, u.username, \
+                            m.content, m.reply_to, m.client_msg_id, m.created_at, m.edited_at, \
+                            m.deleted_at IS NOT NULL, m.thread_root, m.reply_count, \
+                            m.last_reply_at, CASE WHEN strpos(m.content, '@') > 0 THEN \
+                            ARRAY(SELECT mm.user_id FROM message_mentions mm \
+                                  WHERE mm.channel_id = m.channel_id \
+                                    AND mm.message_seq = m.seq ORDER BY mm.user_id) END";
 
-fn message(r: &Row) -> Message {
+/// A message row read with [`MESSAGE_COLS`], in its current state (reactions are read apart).
+pub(super) fn message(r: &Row) -> Message {
     Message {
         id: r.get(0),
         channel_id: r.get(1),
@@ -25,6 +31,13 @@ fn message(r: &Row) -> Message {
         reply_to: r.get(6),
         client_msg_id: r.get(7),
         created_at: r.get(8),
+        edited_at: r.get(9),
+        deleted: r.get(10),
+        reactions: Vec::new(),
+        thread_root: r.get(11),
+        reply_count: r.get(12),
+        last_reply_at: r.get(13),
+        mentions: r.get::<_, Option<Vec<i64>>>(14).unwrap_or_default(),
     }
 }
 
@@ -52,14 +65,6 @@ pub enum SendOutcome {
     NotMember,
     /// `reply_to` names no message of the channel.
     BadReplyTo,
-}
-
-/// A page of history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct History {
-    pub messages: Vec<Message>,
-    /// The cursor for the next page in the same direction, or `None` at the end.
-    pub next: Option<i64>,
 }
 
 impl Store {
@@ -118,7 +123,8 @@ impl Store {
                 rows.len()
             )));
         }
-        rows.iter()
+        let mut out = rows
+            .iter()
             .map(|row| {
                 let code: i16 = row.get(0);
                 let msg = || -> Result<Message, StoreError> {
@@ -136,6 +142,13 @@ impl Store {
                         reply_to: row.get(7),
                         client_msg_id: row.get(8),
                         created_at: row.get(9),
+                        edited_at: None,
+                        deleted: false,
+                        reactions: Vec::new(),
+                        thread_root: None,
+                        reply_count: 0,
+                        last_reply_at: None,
+                        mentions: Vec::new(),
                     })
                 };
                 Ok(match code {
@@ -151,59 +164,59 @@ impl Store {
                     }
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.read_back(&client, &mut out).await?;
+        Ok(out)
     }
 
-    /// A page of history. With `after`: ascending from `after + 1`, `next` to pass as `after`.
-    /// Otherwise newest first below `before` (or from the newest), `next` to pass as `before`.
-    /// With both, the page lies strictly between them.
-    pub async fn history(
+    /// Fills in what the insert's triggers derive, for the messages just stored (or found
+    /// stored) that have any: `thread_root` of a reply, `mentions` of a content with an `@`.
+    /// One query, only for a batch holding such messages, so the published `message` frame
+    /// carries them.
+    async fn read_back(
         &self,
-        channel_id: i64,
-        before: Option<i64>,
-        after: Option<i64>,
-        limit: i64,
-    ) -> Result<History, StoreError> {
-        let c = self.client().await?;
-        let upper = before.unwrap_or(i64::MAX);
-        let fetch = limit + 1;
-        let mut messages: Vec<Message> = if let Some(after) = after {
-            let q = c
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLS} FROM messages m JOIN users u ON u.id = m.sender_id
-                     WHERE m.channel_id = $1 AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq LIMIT $4"
-                ))
-                .await?;
-            c.query(&q, &[&channel_id, &after, &upper, &fetch])
-                .await?
-                .iter()
-                .map(message)
-                .collect()
-        } else {
-            let q = c
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLS} FROM messages m JOIN users u ON u.id = m.sender_id
-                     WHERE m.channel_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
-                ))
-                .await?;
-            c.query(&q, &[&channel_id, &upper, &fetch])
-                .await?
-                .iter()
-                .map(message)
-                .collect()
-        };
-        let more = messages.len() as i64 > limit;
-        messages.truncate(limit.max(0) as usize);
-        let next = if more {
-            messages.last().map(|m| m.seq)
-        } else {
-            None
-        };
-        Ok(History { messages, next })
+        client: &deadpool_postgres::Object,
+        out: &mut [SendOutcome],
+    ) -> Result<(), StoreError> {
+        let mut derived: Vec<&mut Message> = out
+            .iter_mut()
+            .filter_map(|o| match o {
+                SendOutcome::Stored(m) | SendOutcome::Duplicate(m)
+                    if m.reply_to.is_some() || m.content.contains('@') =>
+                {
+                    Some(m)
+                }
+                _ => None,
+            })
+            .collect();
+        if derived.is_empty() {
+            return Ok(());
+        }
+        let c: Vec<i64> = derived.iter().map(|m| m.channel_id).collect();
+        let s: Vec<i64> = derived.iter().map(|m| m.seq).collect();
+        let q = client
+            .prepare_cached(
+                // A per-row primary-key lookup (LIMIT 1, as in send_messages), not a join that
+                // could scan every partition.
+                "SELECT (SELECT m.thread_root FROM messages m
+                          WHERE m.channel_id = k.c AND m.seq = k.s LIMIT 1),
+                        ARRAY(SELECT mm.user_id FROM message_mentions mm
+                               WHERE mm.channel_id = k.c AND mm.message_seq = k.s
+                               ORDER BY mm.user_id)
+                 FROM unnest($1::int8[], $2::int8[]) WITH ORDINALITY AS k(c, s, n)
+                 ORDER BY k.n",
+            )
+            .await?;
+        let rows = client.query(&q, &[&c, &s]).await?;
+        for (m, r) in derived.iter_mut().zip(&rows) {
+            m.thread_root = r.get(0);
+            m.mentions = r.get(1);
+        }
+        Ok(())
     }
 
-    /// Messages of the channel with `after < seq <= upto`, ascending, at most `limit`: used to
-    /// fill holes and to replay on `resume`.
+    /// Messages of the channel with `after < seq <= upto`, ascending, at most `limit` (the
+    /// messages only; [`Store::log_between`] reads every entry of the log).
     pub async fn messages_between(
         &self,
         channel_id: i64,

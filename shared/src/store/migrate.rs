@@ -17,6 +17,21 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "send_messages_set_based",
         include_str!("../../migrations/0003_send_messages_set_based.sql"),
     ),
+    (
+        4,
+        "channel_events",
+        include_str!("../../migrations/0004_channel_events.sql"),
+    ),
+    (
+        5,
+        "mentions",
+        include_str!("../../migrations/0005_mentions.sql"),
+    ),
+    (
+        6,
+        "blocks",
+        include_str!("../../migrations/0006_blocks.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`, shared by every process of the system.

@@ -1,7 +1,11 @@
-//! The PostgreSQL store: the source of truth for users, channels, membership and messages.
+//! The PostgreSQL store: the source of truth for users, channels, membership, messages and
+//! the rest of each channel's log (edits, deletes, reactions).
 
 mod channels;
+mod events;
 mod group_commit;
+mod history;
+mod log;
 mod messages;
 pub mod migrate;
 mod users;
@@ -12,8 +16,11 @@ use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 pub use channels::{DirectChannel, Join};
+pub use events::{ChangeKind, ChangeOutcome, Facts, NewChange};
 pub use group_commit::{GroupCommit, GroupCommitConfig, OnStored, Outcome};
-pub use messages::{History, NewMessage, SendOutcome};
+pub use history::History;
+pub use log::Entry;
+pub use messages::{NewMessage, SendOutcome};
 
 /// Errors of the store, split the way callers must treat them.
 #[derive(Debug, thiserror::Error)]

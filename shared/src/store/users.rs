@@ -1,4 +1,4 @@
-//! Accounts.
+//! Accounts, and the blocks between them.
 
 use tokio_postgres::Row;
 
@@ -80,5 +80,55 @@ impl Store {
             )
             .await?;
         Ok(rows.iter().map(user).collect())
+    }
+
+    /// `blocker` blocks `blocked`; `true` when it was not blocked yet.
+    pub async fn block(&self, blocker: i64, blocked: i64) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "INSERT INTO user_blocks (blocker, blocked) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&blocker, &blocked],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// `blocker` unblocks `blocked`; `true` when it was blocked.
+    pub async fn unblock(&self, blocker: i64, blocked: i64) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "DELETE FROM user_blocks WHERE blocker = $1 AND blocked = $2",
+                &[&blocker, &blocked],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// The users `blocker` blocks, ascending by id.
+    pub async fn blocked_by(&self, blocker: i64) -> Result<Vec<User>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT u.id, u.username, u.created_at FROM user_blocks b
+                 JOIN users u ON u.id = b.blocked WHERE b.blocker = $1 ORDER BY u.id",
+                &[&blocker],
+            )
+            .await?;
+        Ok(rows.iter().map(user).collect())
+    }
+
+    /// Whether either of `a` and `b` blocks the other.
+    pub async fn blocked_between(&self, a: i64, b: i64) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                "SELECT 1 FROM user_blocks
+                 WHERE (blocker = $1 AND blocked = $2) OR (blocker = $2 AND blocked = $1)",
+                &[&a, &b],
+            )
+            .await?;
+        Ok(r.is_some())
     }
 }

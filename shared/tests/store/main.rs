@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod batch_rules;
+mod changes;
 mod channels;
 mod common;
 mod sends;

@@ -8,7 +8,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A stored chat message.
+mod events;
+#[cfg(test)]
+mod tests;
+
+pub use events::{Change, Event, Reaction, Role};
+
+/// A stored chat message, in its current state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// 64-bit time-ordered id, a string on the wire (JavaScript loses 64-bit precision).
@@ -23,6 +29,32 @@ pub struct Message {
     pub reply_to: Option<i64>,
     pub client_msg_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the sender last edited it (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// A tombstone: deleted, its content gone (`""`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// In history: each emoji with its count and whether the caller reacted. Absent from
+    /// `message` frames (the `reaction_*` events that follow a message carry its counts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// On a reply: the seq of its thread's root (a reply to a reply joins the same thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_root: Option<i64>,
+    /// On a root: its replies so far (absent: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reply_count: i64,
+    /// On a root: when its last reply came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reply_at: Option<DateTime<Utc>>,
+    /// Ids of the members its content mentions as `@username`, ascending (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<i64>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// A user as other users see it.
@@ -162,6 +194,41 @@ pub enum ClientFrame {
         channel_id: i64,
         seq: i64,
     },
+    /// Replaces the content of one's own message.
+    Edit {
+        channel_id: i64,
+        #[serde(with = "id_string")]
+        message_id: i64,
+        content: String,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    /// Deletes a message (one's own, or any as an owner or admin of the channel).
+    Delete {
+        channel_id: i64,
+        #[serde(with = "id_string")]
+        message_id: i64,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    /// Adds the caller's reaction `emoji` to a message.
+    React {
+        channel_id: i64,
+        #[serde(with = "id_string")]
+        message_id: i64,
+        emoji: String,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    /// Takes back the caller's reaction `emoji`.
+    Unreact {
+        channel_id: i64,
+        #[serde(with = "id_string")]
+        message_id: i64,
+        emoji: String,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
     /// Channel id (a JSON object key, so a string on the wire) to the last seq the client has.
     Resume {
         #[serde(deserialize_with = "id_keys::deserialize")]
@@ -183,9 +250,18 @@ pub enum ServerFrame {
     Message {
         message: Message,
     },
+    /// A sequenced change to a message (edit, delete, reaction), in the channel's seq order.
+    Event {
+        event: Event,
+    },
+    /// A send, or a change, succeeded. For a change: `message` in its state after it, and the
+    /// `event` it made (absent when it changed nothing: a reaction already there, a message
+    /// already deleted).
     Ack {
         client_msg_id: Option<String>,
         message: Message,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<Event>,
     },
     Error {
         code: ErrorCode,
@@ -217,6 +293,12 @@ pub enum ServerFrame {
     MemberLeft {
         channel_id: i64,
         user_id: i64,
+    },
+    /// An owner made a member an admin, or an admin a member again.
+    MemberRole {
+        channel_id: i64,
+        user_id: i64,
+        role: Role,
     },
     ChannelAdded {
         channel: MyChannel,
@@ -295,60 +377,5 @@ pub mod id_string {
             }
         }
         d.deserialize_any(V)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_frames_parse_as_in_the_spec() {
-        let f: ClientFrame = serde_json::from_str(
-            r#"{"type":"send","channel_id":5,"content":"hi","client_msg_id":"c-1","reply_to":null}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            f,
-            ClientFrame::Send {
-                channel_id: 5,
-                content: "hi".into(),
-                client_msg_id: Some("c-1".into()),
-                reply_to: None
-            }
-        );
-        let f: ClientFrame =
-            serde_json::from_str(r#"{"type":"resume","channels":{"5":41,"7":0}}"#).unwrap();
-        assert_eq!(
-            f,
-            ClientFrame::Resume {
-                channels: BTreeMap::from([(5, 41), (7, 0)])
-            }
-        );
-        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"nope"}"#).is_err());
-        assert!(
-            serde_json::from_str::<ClientFrame>(r#"{"type":"read","channel_id":"x","seq":1}"#)
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn message_id_is_a_string_on_the_wire() {
-        let m = Message {
-            id: 9_007_199_254_740_993,
-            channel_id: 5,
-            seq: 42,
-            sender_id: 1,
-            sender: "alice".into(),
-            content: "hi".into(),
-            reply_to: None,
-            client_msg_id: Some("c-1".into()),
-            created_at: DateTime::from_timestamp(0, 0).unwrap(),
-        };
-        let v = serde_json::to_value(ServerFrame::Message { message: m.clone() }).unwrap();
-        assert_eq!(v["type"], "message");
-        assert_eq!(v["message"]["id"], "9007199254740993");
-        let back: ServerFrame = serde_json::from_value(v).unwrap();
-        assert_eq!(back, ServerFrame::Message { message: m });
     }
 }
