@@ -141,6 +141,17 @@ impl OutQueue {
         }
     }
 
+    /// Resolves once a push has overflowed the queue: what a writer blocked on a client that
+    /// does not read waits for beside its write.
+    pub async fn overflow(&self) {
+        loop {
+            self.ready().await;
+            if self.overflowed() {
+                return;
+            }
+        }
+    }
+
     /// Whether the socket was told to close because it overflowed.
     pub fn overflowed(&self) -> bool {
         matches!(self.lock().close, Some((SLOW_CONSUMER, _)))

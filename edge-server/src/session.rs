@@ -322,17 +322,9 @@ async fn write_queue(
             Poll::Pending => {
                 // A client that does not read blocks the write: give up when its queue
                 // overflows meanwhile, or when nothing moves for the pong timeout.
-                let overflow = async {
-                    loop {
-                        s.queue.ready().await;
-                        if s.queue.overflowed() {
-                            return;
-                        }
-                    }
-                };
                 tokio::select! {
                     r = &mut write => r,
-                    _ = overflow => break Some(End::Close(SLOW_CONSUMER, "slow consumer")),
+                    _ = s.queue.overflow() => break Some(End::Close(SLOW_CONSUMER, "slow consumer")),
                     _ = tokio::time::sleep(edge.config.pong_timeout) => break Some(End::Gone),
                 }
             }

@@ -319,17 +319,9 @@ enum Sent {
 
 /// Hands one chunk to the connection, unless the queue overflows or nothing moves first.
 async fn send(tx: &mpsc::Sender<Bytes>, chunk: String, within: Duration, s: &SocketHandle) -> Sent {
-    let overflow = async {
-        loop {
-            s.queue.ready().await;
-            if s.queue.overflowed() {
-                return;
-            }
-        }
-    };
     tokio::select! {
         r = tx.send(Bytes::from(chunk)) => if r.is_ok() { Sent::Yes } else { Sent::Gone },
-        _ = overflow => Sent::Overflow,
+        _ = s.queue.overflow() => Sent::Overflow,
         _ = tokio::time::sleep(within) => Sent::Gone,
     }
 }
