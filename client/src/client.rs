@@ -60,6 +60,8 @@ impl Options {
 pub enum Event {
     /// A `message`: how its seq fits its channel (`None`: a channel not tracked).
     Message(Option<Delivery>),
+    /// An `event` (a change to a message): how its seq fits its channel, as for a message.
+    Change(Option<Delivery>),
     /// An `ack`; `first` when it resolved a pending send (not a second ack of a resend).
     Ack { first: bool },
     /// An `error`, and what it did to the outbox.
@@ -164,6 +166,9 @@ impl Client {
             Incoming::Message {
                 channel_id, seq, ..
             } => Event::Message(self.seqs.on_message(*channel_id, *seq)),
+            Incoming::Event { channel_id, seq } => {
+                Event::Change(self.seqs.on_message(*channel_id, *seq))
+            }
             Incoming::Ack {
                 client_msg_id,
                 channel_id,

@@ -28,6 +28,12 @@ pub enum Incoming<'a> {
         client_msg_id: Option<Cow<'a, str>>,
         retry_after_ms: Option<u64>,
     },
+    /// A sequenced change to a message (`event`: edit, delete, reaction, thread counters):
+    /// it takes a seq of its channel like a message.
+    Event {
+        channel_id: i64,
+        seq: i64,
+    },
     ChannelAdded {
         channel_id: i64,
         last_seq: i64,
@@ -48,14 +54,19 @@ impl<'a> From<&'a ServerFrame> for Incoming<'a> {
                 seq: m.seq,
                 content: Cow::Borrowed(&m.content),
             },
+            ServerFrame::Event { event: e } => Incoming::Event {
+                channel_id: e.channel_id,
+                seq: e.seq,
+            },
             ServerFrame::Ack {
                 client_msg_id,
                 message: m,
-                ..
+                event,
             } => Incoming::Ack {
                 client_msg_id: client_msg_id.as_deref().map(Cow::Borrowed),
                 channel_id: m.channel_id,
-                seq: m.seq,
+                // A change's ack: the seq its event took (the message's own is older).
+                seq: event.as_ref().map_or(m.seq, |e| e.seq),
                 content: Cow::Borrowed(&m.content),
             },
             ServerFrame::Error {
@@ -107,6 +118,21 @@ struct AckFrame<'a> {
     client_msg_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     message: Lite<'a>,
+    /// A change's ack: the event it made, whose seq is the one the change took.
+    #[serde(default)]
+    event: Option<Seq>,
+}
+
+/// Where a sequenced frame sits in its channel.
+#[derive(Deserialize)]
+struct Seq {
+    channel_id: i64,
+    seq: i64,
+}
+
+#[derive(Deserialize)]
+struct EventFrame {
+    event: Seq,
 }
 
 #[derive(Deserialize)]
@@ -154,8 +180,12 @@ pub fn parse(text: &str) -> Incoming<'_> {
         "ack" => read(text, |f: AckFrame| Incoming::Ack {
             client_msg_id: f.client_msg_id,
             channel_id: f.message.channel_id,
-            seq: f.message.seq,
+            seq: f.event.map_or(f.message.seq, |e| e.seq),
             content: f.message.content,
+        }),
+        "event" => read(text, |f: EventFrame| Incoming::Event {
+            channel_id: f.event.channel_id,
+            seq: f.event.seq,
         }),
         "error" => read(text, |f: ErrorFrame| Incoming::Error {
             code: f.code,
@@ -222,6 +252,7 @@ mod tests {
     use tokio_tungstenite::tungstenite::Utf8Bytes;
 
     const MSG: &str = r#"{"type":"message","message":{"id":"1","channel_id":5,"seq":9,"sender_id":1,"sender":"a","content":"hello there","reply_to":null,"client_msg_id":"c","created_at":"2026-11-22T00:00:00Z"}}"#;
+    const EVENT: &str = r#"{"type":"event","event":{"channel_id":5,"seq":10,"message_id":"1","message_seq":9,"user_id":1,"client_msg_id":"e","created_at":"2026-11-22T00:00:00Z","kind":"reaction_added","emoji":"👍","count":1}}"#;
 
     #[test]
     fn the_fast_path_reads_the_fields_the_client_state_needs() {
@@ -263,6 +294,22 @@ mod tests {
         );
         let cut = r#"{"type":"resume_truncated","channel_id":5,"next_seq":1001}"#;
         assert_eq!(parse(cut), Incoming::ResumeTruncated { channel_id: 5 });
+        assert_eq!(
+            parse(EVENT),
+            Incoming::Event {
+                channel_id: 5,
+                seq: 10
+            }
+        );
+        let change_ack = format!(
+            r#"{{"type":"ack","client_msg_id":"e","message":{},"event":{}}}"#,
+            &MSG[MSG.find(r#"{"id""#).unwrap()..MSG.len() - 1],
+            &EVENT[EVENT.find(r#"{"channel_id""#).unwrap()..EVENT.len() - 1]
+        );
+        assert!(
+            matches!(parse(&change_ack), Incoming::Ack { seq: 10, .. }),
+            "{change_ack}"
+        );
         assert_eq!(parse(r#"{"type":"resumed"}"#), Incoming::Resumed);
         assert_eq!(parse(r#"{"type":"pong"}"#), Incoming::Other);
         assert_eq!(parse("not json"), Incoming::Other);
@@ -293,6 +340,7 @@ mod tests {
             r#"{"type":"resume_truncated","channel_id":5,"next_seq":1001}"#.to_owned(),
             r#"{"type":"resumed"}"#.to_owned(),
             r#"{"type":"pong"}"#.to_owned(),
+            EVENT.to_owned(),
         ];
         for text in frames {
             let typed: ServerFrame = serde_json::from_str(&text).expect("a server frame");

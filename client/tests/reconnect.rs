@@ -205,3 +205,47 @@ async fn reconnects_stop_when_used_up() {
     );
     assert_eq!(client.reconnects(), 3);
 }
+
+/// A change (`event`) takes a seq of its channel: it moves the resume cursor like a message.
+#[tokio::test]
+async fn events_count_in_the_seq_stream_and_the_resume_cursor() {
+    let (a, url_a) = listener().await;
+    let (b, url_b) = listener().await;
+    let edge_a = tokio::spawn(async move {
+        let mut ws = accept_async(a.accept().await.unwrap().0).await.unwrap();
+        ws.send(ready("edge-a", 2)).await.unwrap();
+        let event = json!({"type": "event", "event": {"channel_id": 5, "seq": 4,
+            "message_id": "1", "message_seq": 3, "user_id": 2, "client_msg_id": "r",
+            "created_at": "2026-11-22T00:00:00Z", "kind": "reaction_added", "emoji": "👍",
+            "count": 1}});
+        ws.send(message("message", 3, "m")).await.unwrap();
+        ws.send(WsMessage::text(event.to_string())).await.unwrap();
+        ws.send(message("message", 5, "m")).await.unwrap();
+        close(&mut ws, 1012).await;
+    });
+    let edge_b = tokio::spawn(async move {
+        let mut ws = accept_async(b.accept().await.unwrap().0).await.unwrap();
+        ws.send(ready("edge-b", 5)).await.unwrap();
+        let resume = read_json(&mut ws).await;
+        close(&mut ws, 1000).await;
+        resume
+    });
+    let mut client = Client::new(options(vec![url_a, url_b]));
+    let (mut conn, _) = client.connect().await.unwrap();
+    let (events, _) = drain(&mut client, &mut conn).await;
+    assert_eq!(
+        events,
+        [
+            Event::Message(Some(Delivery::InOrder)),
+            Event::Change(Some(Delivery::InOrder)),
+            Event::Message(Some(Delivery::InOrder)),
+        ]
+    );
+    edge_a.await.unwrap();
+    let (mut conn, _) = client.reconnect().await.unwrap();
+    drain(&mut client, &mut conn).await;
+    assert_eq!(
+        edge_b.await.unwrap(),
+        json!({"type": "resume", "channels": {"5": 5}})
+    );
+}
