@@ -13,6 +13,26 @@ export interface Message {
   created_at: string;
 }
 
+/** A sequenced change to a message of a channel (`{"type":"event","event":{...}}`): it
+ * carries the state it leaves (the new content, the emoji's count now, the reply count now). */
+export interface ChangeEvent {
+  channel_id: number;
+  /** Its place in the channel's seq stream, shared with messages. */
+  seq: number;
+  message_id: string;
+  message_seq: number;
+  user_id: number;
+  client_msg_id: string | null;
+  created_at: string;
+  kind: 'message_edited' | 'message_deleted' | 'reaction_added' | 'reaction_removed' | 'thread_updated';
+  content?: string;
+  edited_at?: string;
+  emoji?: string;
+  count?: number;
+  reply_count?: number;
+  last_reply_at?: string;
+}
+
 export interface User {
   id: number;
   username: string;
@@ -182,6 +202,9 @@ export interface ClientEvents {
   ready: [ReadyFrame];
   /** Every message of the user's channels, once, in seq order per channel. */
   message: [Message];
+  /** Every change to a message (edit, delete, reaction, thread counters), once, in the same
+   * seq order as the messages of its channel. */
+  event: [ChangeEvent];
   typing: [TypingFrame];
   read: [ReadFrame];
   presence: [PresenceFrame];
@@ -278,7 +301,7 @@ export declare class Backoff {
 export declare class ChannelTrack {
   constructor(last: number);
   last: number;
-  accept(message: Message): Message[];
+  accept(entry: Message | ChangeEvent): (Message | ChangeEvent)[];
   hasGap(): boolean;
 }
 
@@ -286,7 +309,7 @@ export declare class Tracks {
   onReady(channels: MyChannel[]): Record<string, number>;
   add(channelId: number, lastSeq: number): void;
   remove(channelId: number): void;
-  accept(message: Message): Message[];
+  accept(entry: Message | ChangeEvent): (Message | ChangeEvent)[];
   last(channelId: number): number | undefined;
   gaps(): Record<string, number>;
 }

@@ -283,7 +283,13 @@ export class ChatClient extends Emitter {
       case 'ready':
         return this._onReady(f);
       case 'message':
-        for (const m of this.tracks.accept(f.message)) this.emit('message', m);
+      case 'event':
+        // A change (edit, delete, reaction, thread counters) takes a seq of its channel like
+        // a message: both go through one track, in seq order.
+        for (const e of this.tracks.accept(f.type === 'event' ? f.event : f.message)) {
+          if ('kind' in e) this.emit('event', e);
+          else this.emit('message', e);
+        }
         return this._watchGaps();
       case 'ack':
         this.requests.resolve(f);

@@ -1,4 +1,5 @@
-// Per-channel delivery order: every `message` reaches the application once, in `seq` order.
+// Per-channel delivery order: every `message` and `event` (a change to a message, which takes
+// a seq of its channel too) reaches the application once, in `seq` order.
 // A seq already delivered or already held is dropped; one above the next expected seq is held
 // until the server fills the hole (its own gap fill while connected, `resume` after a
 // reconnect, SPEC 5.4). Nothing is invented: a hole stays a hole until the server fills it.
