@@ -167,3 +167,14 @@ pub async fn set_role(
         role,
     }))
 }
+
+/// `DELETE /api/channels/{id}/members/{user_id}`: an owner or admin removes a member (204,
+/// also when they were not one); the member's sockets get `channel_removed`.
+pub async fn remove_member(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Path((id, user_id)): Path<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    s.chat.remove_member(&me.actor(), id, user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

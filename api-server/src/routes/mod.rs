@@ -7,7 +7,7 @@ mod messages;
 mod ops;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -31,6 +31,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/channels/{id}/join", post(channels::join))
         .route("/api/channels/{id}/leave", post(channels::leave))
         .route("/api/channels/{id}/members", get(channels::members))
+        .route(
+            "/api/channels/{id}/members/{user_id}",
+            delete(channels::remove_member),
+        )
         .route(
             "/api/channels/{id}/members/{user_id}/role",
             put(channels::set_role),

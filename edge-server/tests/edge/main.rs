@@ -12,6 +12,7 @@ mod faults;
 mod input;
 mod membership;
 mod mixed;
+mod moderation;
 mod plain;
 mod process;
 mod session;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::common::*;
 
 /// The api-server in this process, on the test's database and Redis.
-async fn api_server(env: &Env, stop: &CancellationToken) -> String {
+pub async fn api_server(env: &Env, stop: &CancellationToken) -> String {
     let mut c = api_server::Config::new(&env.db_url, &env.redis_url, testkit::JWT_SECRET);
     c.argon2_memory_kib = 4096;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

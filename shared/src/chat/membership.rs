@@ -4,7 +4,7 @@
 
 use super::{Actor, Chat, ChatError};
 use crate::protocol::{Channel, MyChannel, Role, ServerFrame};
-use crate::store::Join;
+use crate::store::{Join, Moderation};
 use crate::topics::Topic;
 use crate::validate::ChannelName;
 
@@ -56,17 +56,65 @@ impl Chat {
         }
         if self.store().leave(channel_id, user.id).await? {
             tracing::info!(channel_id, user_id = user.id, "left");
-            let left = ServerFrame::MemberLeft {
-                channel_id,
-                user_id: user.id,
-            };
-            self.publish(Topic::Channel(channel_id), &left);
-            self.publish(
-                Topic::User(user.id),
-                &ServerFrame::ChannelRemoved { channel_id },
-            );
+            self.announce_left(channel_id, user.id);
         }
         Ok(())
+    }
+
+    /// An owner or admin removes another member; idempotent. Admins may remove members only;
+    /// the owner anyone but themselves (removing oneself is `leave`). The channel hears
+    /// `member_left`, every socket of the removed user `channel_removed`.
+    pub async fn remove_member(
+        &self,
+        user: &Actor,
+        channel_id: i64,
+        target: i64,
+    ) -> Result<(), ChatError> {
+        if target == user.id {
+            return self.leave(user, channel_id).await;
+        }
+        if self.store().channel(channel_id).await?.is_none() {
+            return Err(ChatError::NoChannel);
+        }
+        let removed = self
+            .store()
+            .moderate(
+                channel_id,
+                (user.id, target),
+                Moderation::Remove,
+                |mine, theirs| match (mine, theirs) {
+                    (None, _) => Err(ChatError::NotMember),
+                    (Some(r), _) if !r.moderates() => Err(ChatError::Forbidden(
+                        "only the channel's owner or an admin may remove a member",
+                    )),
+                    (_, Some(Role::Owner)) => Err(ChatError::Forbidden(
+                        "the channel's owner cannot be removed",
+                    )),
+                    (Some(Role::Admin), Some(Role::Admin)) => Err(ChatError::Forbidden(
+                        "only the channel's owner may remove an admin",
+                    )),
+                    _ => Ok(()),
+                },
+            )
+            .await?;
+        if removed {
+            tracing::info!(channel_id, user_id = target, by = user.id, "removed");
+            self.announce_left(channel_id, target);
+        }
+        Ok(())
+    }
+
+    /// `member_left` to the channel and `channel_removed` to every socket of the user.
+    fn announce_left(&self, channel_id: i64, user_id: i64) {
+        let left = ServerFrame::MemberLeft {
+            channel_id,
+            user_id,
+        };
+        self.publish(Topic::Channel(channel_id), &left);
+        self.publish(
+            Topic::User(user_id),
+            &ServerFrame::ChannelRemoved { channel_id },
+        );
     }
 
     /// Gets or creates the direct channel of `user` and `other`. Both are (again) members
@@ -141,8 +189,11 @@ impl Chat {
         }
         let changed = self
             .store()
-            .set_role(channel_id, (user.id, target), role, |mine, theirs| {
-                match (mine, theirs) {
+            .moderate(
+                channel_id,
+                (user.id, target),
+                Moderation::SetRole(role),
+                |mine, theirs| match (mine, theirs) {
                     (None, _) => Err(ChatError::NotMember),
                     (Some(r), _) if r != Role::Owner => Err(ChatError::Forbidden(
                         "only the channel's owner may change roles",
@@ -152,8 +203,8 @@ impl Chat {
                         Err(ChatError::Forbidden("the owner's role cannot change"))
                     }
                     _ => Ok(()),
-                }
-            })
+                },
+            )
             .await?;
         if changed {
             tracing::info!(

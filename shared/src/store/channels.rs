@@ -353,15 +353,22 @@ impl Store {
     }
 }
 
+/// What an owner or admin does to another member of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moderation {
+    SetRole(Role),
+    Remove,
+}
+
 impl Store {
-    /// Sets `target`'s role in the channel if `allow(actor's role, target's role)` agrees
-    /// (each `None` when not a member); both member rows are locked while it decides.
-    /// Returns whether the role changed.
-    pub async fn set_role<E: From<StoreError>>(
+    /// Sets `target`'s role in the channel, or removes them from it, if `allow(actor's role,
+    /// target's role)` agrees (each `None` when not a member); both member rows are locked
+    /// while it decides. Returns whether anything changed.
+    pub async fn moderate<E: From<StoreError>>(
         &self,
         channel_id: i64,
         (actor, target): (i64, i64),
-        role: Role,
+        action: Moderation,
         allow: impl FnOnce(Option<Role>, Option<Role>) -> Result<(), E>,
     ) -> Result<bool, E> {
         let mut c = self.client().await?;
@@ -381,14 +388,24 @@ impl Store {
         };
         let (mine, theirs) = (role_of(actor), role_of(target));
         allow(mine, theirs)?;
-        if theirs == Some(role) {
-            return Ok(false);
+        match action {
+            Moderation::SetRole(role) if theirs == Some(role) => return Ok(false),
+            Moderation::SetRole(role) => {
+                tx.execute(
+                    "UPDATE channel_members SET role = $3 WHERE channel_id = $1 AND user_id = $2",
+                    &[&channel_id, &target, &role.as_str()],
+                )
+                .await
+            }
+            Moderation::Remove if theirs.is_none() => return Ok(false),
+            Moderation::Remove => {
+                tx.execute(
+                    "DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2",
+                    &[&channel_id, &target],
+                )
+                .await
+            }
         }
-        tx.execute(
-            "UPDATE channel_members SET role = $3 WHERE channel_id = $1 AND user_id = $2",
-            &[&channel_id, &target, &role.as_str()],
-        )
-        .await
         .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(true)

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
-pub use channels::{DirectChannel, Join};
+pub use channels::{DirectChannel, Join, Moderation};
 pub use events::{ChangeKind, ChangeOutcome, Facts, NewChange};
 pub use group_commit::{GroupCommit, GroupCommitConfig, OnStored, Outcome};
 pub use history::History;
