@@ -146,6 +146,7 @@ mod tests {
                 last_seq,
                 last_read_seq: 0,
                 unread: 0,
+                mentions: 0,
             })
             .collect()
     }

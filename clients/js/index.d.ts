@@ -62,6 +62,8 @@ export interface MyChannel {
   last_seq: number;
   last_read_seq: number;
   unread: number;
+  /** Unread messages that name the user. */
+  mentions: number;
 }
 
 export interface ReadyFrame {

@@ -98,6 +98,7 @@ fn route(hub: &Hub, metrics: &EdgeMetrics, inbound: Inbound, payload: Frame) {
                 payload,
             },
         ),
+        Inbound::ToUser { user_id } => hub.to_user(user_id, payload),
         Inbound::Presence(ev) => {
             let frame: Frame = ServerFrame::Presence {
                 user_id: ev.user_id,

@@ -147,6 +147,19 @@ impl Hub {
         }
     }
 
+    /// An event for one user: queued to each of their sockets here that is ready.
+    pub fn to_user(&self, user_id: i64, payload: Frame) {
+        let sockets: Vec<Arc<SocketHandle>> = match lock(&self.users).get(&user_id) {
+            Some(u) => u.sockets.values().cloned().collect(),
+            None => return,
+        };
+        for s in sockets {
+            if lock(&s.state).ready {
+                s.deliver(payload.clone(), &self.env.metrics);
+            }
+        }
+    }
+
     fn apply(&self, s: &Arc<SocketHandle>, st: &mut SocketState, ev: UserEvent) {
         match ev {
             UserEvent::Added {

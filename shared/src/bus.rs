@@ -147,6 +147,8 @@ pub enum Inbound {
     Removed { user_id: i64, channel_id: i64 },
     /// A presence change.
     Presence(PresenceEvent),
+    /// An event for one user alone (`mention`), forwarded as is to each of their sockets.
+    ToUser { user_id: i64 },
 }
 
 /// The event kinds routing tells apart; everything else is forwarded as it is.
@@ -158,6 +160,7 @@ enum Kind {
     Typing,
     ChannelAdded,
     ChannelRemoved,
+    Mention,
     #[serde(other)]
     Other,
 }
@@ -227,6 +230,7 @@ impl Inbound {
                 user_id,
                 channel_id: peek.channel_id?,
             }),
+            (Topic::User(user_id), Kind::Mention) => Some(Inbound::ToUser { user_id }),
             _ => None,
         }
     }
@@ -239,6 +243,21 @@ mod tests {
 
     fn decode(topic: Topic, frame: &ServerFrame) -> Option<Inbound> {
         Inbound::decode(&topic.name(), &frame.to_json())
+    }
+
+    #[test]
+    fn a_mention_goes_to_the_sockets_of_its_user() {
+        let mention = ServerFrame::Mention {
+            channel_id: 5,
+            seq: 9,
+            message_id: 77,
+            sender_id: 1,
+            sender: "a".into(),
+        };
+        assert_eq!(
+            decode(Topic::User(3), &mention),
+            Some(Inbound::ToUser { user_id: 3 })
+        );
     }
 
     #[test]
@@ -275,6 +294,7 @@ mod tests {
                 last_seq: 4,
                 last_read_seq: 0,
                 unread: 4,
+                mentions: 0,
             },
         };
         assert_eq!(

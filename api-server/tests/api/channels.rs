@@ -48,7 +48,7 @@ async fn created_channels_are_listed_paged_and_joined_by_their_creator() {
     assert_eq!(
         r.body["channels"][0],
         json!({"id": general, "name": "general", "kind": "group",
-               "last_seq": 0, "last_read_seq": 0, "unread": 0})
+               "last_seq": 0, "last_read_seq": 0, "unread": 0, "mentions": 0})
     );
 }
 
@@ -67,7 +67,7 @@ async fn join_and_leave_are_idempotent_and_change_my_channels() {
         assert_eq!(
             r.body,
             json!({"id": c, "name": "general", "kind": "group",
-                   "last_seq": 2, "last_read_seq": 0, "unread": 2})
+                   "last_seq": 2, "last_read_seq": 0, "unread": 2, "mentions": 0})
         );
     }
     let r = app.my_channels(&bob).await;

@@ -147,6 +147,7 @@ async fn join_leave_and_direct_channels_publish_control_events() {
         last_seq: 1,
         last_read_seq: 0,
         unread: 1,
+        mentions: 0,
     };
     assert_eq!(
         users.next().await,
@@ -184,6 +185,7 @@ async fn join_leave_and_direct_channels_publish_control_events() {
             last_seq: 0,
             last_read_seq: 0,
             unread,
+            mentions: 0,
         },
     };
     let mut want = vec![(ut_a.clone(), dm(0)), (ut_b.clone(), dm(0))];

@@ -11,6 +11,7 @@ mod delivery;
 mod faults;
 mod input;
 mod membership;
+mod mentions;
 mod mixed;
 mod moderation;
 mod plain;

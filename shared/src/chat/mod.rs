@@ -65,6 +65,7 @@ impl Chat {
             let frame = ServerFrame::Message { message: m.clone() };
             publish.publish(Topic::Channel(m.channel_id), &frame);
             threads::announce_thread(&reader, &publish, m);
+            threads::announce_mentions(&publish, m);
         });
         let commits = GroupCommit::spawn_with_hook(store.clone(), commit, metrics, on_stored);
         Chat {

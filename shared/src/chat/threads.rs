@@ -126,3 +126,18 @@ pub(super) fn announce_thread(store: &Store, bus: &Bus, reply: &Message) {
         }
     });
 }
+
+/// After a message is stored: a `mention` on `user-{id}` of each member it names (never the
+/// sender), so their clients can notify at once; `GET /api/me/channels` counts the unread ones.
+pub(super) fn announce_mentions(bus: &Bus, m: &Message) {
+    for &user in m.mentions.iter().filter(|&&u| u != m.sender_id) {
+        let frame = ServerFrame::Mention {
+            channel_id: m.channel_id,
+            seq: m.seq,
+            message_id: m.id,
+            sender_id: m.sender_id,
+            sender: m.sender.clone(),
+        };
+        bus.publish(Topic::User(user), &frame);
+    }
+}

@@ -118,6 +118,9 @@ pub struct MyChannel {
     pub last_seq: i64,
     pub last_read_seq: i64,
     pub unread: i64,
+    /// Messages after `last_read_seq` that mention the user.
+    #[serde(default)]
+    pub mentions: i64,
 }
 
 /// Machine-readable error codes shared by HTTP bodies and WebSocket `error` frames.
@@ -305,6 +308,16 @@ pub enum ServerFrame {
     },
     ChannelRemoved {
         channel_id: i64,
+    },
+    /// On `user-{id}`: a new message of one of the user's channels names them (`@username`).
+    Mention {
+        channel_id: i64,
+        /// The message's seq and id.
+        seq: i64,
+        #[serde(with = "id_string")]
+        message_id: i64,
+        sender_id: i64,
+        sender: String,
     },
     Resumed,
     ResumeTruncated {

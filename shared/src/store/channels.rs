@@ -30,8 +30,17 @@ fn my_channel(r: &Row) -> MyChannel {
         last_seq,
         last_read_seq,
         unread: (last_seq - last_read_seq).max(0),
+        mentions: r.get("mentions"),
     }
 }
+
+/// Columns of a channel with the member's read state; `c` the channel, `m` the membership.
+/// `mentions`: unread messages naming the member, not counting their own.
+const MY_CHANNEL_COLS: &str = "c.id, c.name, c.kind, c.last_seq, m.last_read_seq,
+    (SELECT count(*) FROM message_mentions mm WHERE mm.user_id = m.user_id
+       AND mm.channel_id = c.id AND mm.message_seq > m.last_read_seq
+       AND NOT EXISTS (SELECT 1 FROM messages s WHERE s.channel_id = mm.channel_id
+                       AND s.seq = mm.message_seq AND s.sender_id = m.user_id)) AS mentions";
 
 /// What a join did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,9 +120,11 @@ impl Store {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT c.id, c.name, c.kind, c.last_seq, m.last_read_seq
-                 FROM channel_members m JOIN channels c ON c.id = m.channel_id
-                 WHERE m.user_id = $1 ORDER BY c.id",
+                &format!(
+                    "SELECT {MY_CHANNEL_COLS}
+                     FROM channel_members m JOIN channels c ON c.id = m.channel_id
+                     WHERE m.user_id = $1 ORDER BY c.id"
+                ),
                 &[&user_id],
             )
             .await?;
@@ -129,9 +140,11 @@ impl Store {
         let c = self.client().await?;
         let r = c
             .query_opt(
-                "SELECT c.id, c.name, c.kind, c.last_seq, m.last_read_seq
-                 FROM channel_members m JOIN channels c ON c.id = m.channel_id
-                 WHERE m.user_id = $1 AND m.channel_id = $2",
+                &format!(
+                    "SELECT {MY_CHANNEL_COLS}
+                     FROM channel_members m JOIN channels c ON c.id = m.channel_id
+                     WHERE m.user_id = $1 AND m.channel_id = $2"
+                ),
                 &[&user_id, &channel_id],
             )
             .await?;
@@ -193,6 +206,8 @@ impl Store {
             last_seq,
             last_read_seq,
             unread: (last_seq - last_read_seq).max(0),
+            // Only members are mentioned: none while not one.
+            mentions: 0,
         };
         Ok(if inserted {
             Join::Joined(my)
