@@ -297,6 +297,17 @@ impl Client {
         }
     }
 
+    /// Waits `quiet`, then asserts no `message` came meanwhile (up to a round trip).
+    pub async fn no_message_within(&mut self, quiet: Duration) {
+        tokio::time::sleep(quiet).await;
+        let seen = self.sync().await;
+        assert!(
+            seen.iter()
+                .all(|f| !matches!(f, ServerFrame::Message { .. })),
+            "{seen:?}"
+        );
+    }
+
     /// A round trip: everything the server queued before the pong is read by then.
     pub async fn sync(&mut self) -> Vec<ServerFrame> {
         self.send_json(serde_json::json!({"type": "ping"})).await;
