@@ -83,6 +83,9 @@ fn spawn_edge(env: &Env, id: &str) -> (std::process::Child, std::net::SocketAddr
 
 #[tokio::test]
 async fn presence_is_cluster_wide_a_dead_edges_users_go_offline_within_60s() {
+    // Built first: the build blocks this test's runtime, and an edge of this runtime waiting
+    // that long for pongs would close bob's socket (1008).
+    binary();
     // A Redis of its own: presence keys are cluster-wide, and on the shared Redis an edge of
     // another test (another database) may win the sweep of the dead edge and announce the
     // user offline to that test's channels instead of this one's.
