@@ -130,11 +130,7 @@ impl Hub {
 
     /// A `user-{id}` event: applied to each of the user's sockets here.
     pub fn user_event(&self, user_id: i64, ev: UserEvent) {
-        let sockets: Vec<Arc<SocketHandle>> = match lock(&self.users).get(&user_id) {
-            Some(u) => u.sockets.values().cloned().collect(),
-            None => return,
-        };
-        for s in sockets {
+        for s in self.user_sockets(user_id) {
             let mut st = lock(&s.state);
             if st.closed {
                 continue;
@@ -147,13 +143,17 @@ impl Hub {
         }
     }
 
+    /// The user's sockets here (taken out of the map's lock).
+    fn user_sockets(&self, user_id: i64) -> Vec<Arc<SocketHandle>> {
+        lock(&self.users)
+            .get(&user_id)
+            .map(|u| u.sockets.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// An event for one user: queued to each of their sockets here that is ready.
     pub fn to_user(&self, user_id: i64, payload: Frame) {
-        let sockets: Vec<Arc<SocketHandle>> = match lock(&self.users).get(&user_id) {
-            Some(u) => u.sockets.values().cloned().collect(),
-            None => return,
-        };
-        for s in sockets {
+        for s in self.user_sockets(user_id) {
             if lock(&s.state).ready {
                 s.deliver(payload.clone(), &self.env.metrics);
             }

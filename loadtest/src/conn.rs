@@ -113,7 +113,7 @@ pub async fn run(
         live.store(false, Ordering::Relaxed);
         let End::Closed(why) = end else { break };
         Counters::add(&shared.counters.disconnects, 1);
-        (shared.counters.first_disconnect_us).fetch_min(shared.now_micros(), Ordering::Relaxed);
+        shared.counters.disconnected_at(shared.now_micros());
         s.out.closed_by_server = Some(why.to_string());
         if !shared.resume || why.next() != Next::Reconnect {
             break;
@@ -308,8 +308,7 @@ impl Socket {
             }
             (_, Event::Resumed(follow_up)) => {
                 if follow_up.is_none() && self.client.reconnects() > 0 {
-                    (shared.counters.last_resumed_us)
-                        .fetch_max(shared.now_micros(), Ordering::Relaxed);
+                    shared.counters.resumed_at(shared.now_micros());
                 }
                 return follow_up;
             }

@@ -49,7 +49,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     };
 
     let shared = Arc::new(Shared {
-        counters: Counters::new(),
+        counters: Counters::default(),
         e2e: Latency::default(),
         ack: Latency::default(),
         connect: Latency::default(),

@@ -99,27 +99,34 @@ pub struct Counters {
     pub expected_live: AtomicU64,
     /// Sends written and neither acked nor refused yet.
     pub in_flight: AtomicU64,
-    /// Microseconds since the run's epoch of the first server-side disconnect (`u64::MAX`
-    /// while there was none) and of the last `resumed` that completed a reconnected socket's
-    /// replay (0 while there was none): the reconnect storm's length.
+    /// Microseconds since the run's epoch (plus one, so 0 means none yet) of the first
+    /// server-side disconnect and of the last `resumed` that completed a reconnected socket's
+    /// replay: the reconnect storm's length.
     pub first_disconnect_us: AtomicU64,
     pub last_resumed_us: AtomicU64,
 }
 
 impl Counters {
-    pub fn new() -> Self {
-        Counters {
-            first_disconnect_us: AtomicU64::new(u64::MAX),
-            ..Counters::default()
-        }
-    }
-
     /// From the first disconnect to the last reconnected socket's completed `resume`, if the
     /// run had both.
     pub fn recovery_seconds(&self) -> Option<f64> {
         let first = self.first_disconnect_us.load(Ordering::Relaxed);
         let last = self.last_resumed_us.load(Ordering::Relaxed);
-        (first != u64::MAX && last >= first).then(|| (last - first) as f64 / 1e6)
+        (first > 0 && last >= first).then(|| (last - first) as f64 / 1e6)
+    }
+
+    /// Records the first disconnect at `t` (microseconds since the run's epoch).
+    pub fn disconnected_at(&self, t: u64) {
+        let _ =
+            self.first_disconnect_us
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                    (cur == 0 || t + 1 < cur).then_some(t + 1)
+                });
+    }
+
+    /// Records a completed resume at `t`.
+    pub fn resumed_at(&self, t: u64) {
+        self.last_resumed_us.fetch_max(t + 1, Ordering::Relaxed);
     }
 
     pub fn add(c: &AtomicU64, n: u64) {
