@@ -9,5 +9,5 @@ mod spawn;
 mod user;
 
 pub use pg::{initdb, pg_bin};
-pub use spawn::{signal, spawn, wait_for_exit, Group};
+pub use spawn::{alive, at_exit, signal, spawn, wait_for_exit, Group};
 pub use user::{drop_to, Grant, User};

@@ -9,9 +9,10 @@
 mod postgres;
 mod redis;
 mod redis_cluster;
+pub mod scratch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::Context;
 
@@ -30,7 +31,8 @@ pub struct Shared {
     /// Migrated database cloned for each test.
     template: String,
     pub redis_url: String,
-    _pg: Option<PgServer>,
+    /// Taken and killed at exit (a static is never dropped).
+    pg: Mutex<Option<PgServer>>,
     _redis: Option<RedisServer>,
 }
 
@@ -46,11 +48,22 @@ pub fn shared() -> &'static Shared {
     })
 }
 
+/// Kills the process-wide PostgreSQL and removes its directory; registered with `atexit`.
+extern "C" fn kill_shared_pg() {
+    let pg = SHARED
+        .get()
+        .and_then(|s| s.pg.try_lock().ok().and_then(|mut g| g.take()));
+    if let Some(pg) = pg {
+        pg.kill();
+    }
+}
+
 fn start_shared() -> anyhow::Result<Shared> {
     let (admin_url, pg) = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => (url, None),
         _ => {
             let pg = PgServer::start().context("start PostgreSQL")?;
+            procs::at_exit(kill_shared_pg);
             (pg.url("postgres"), Some(pg))
         }
     };
@@ -70,7 +83,7 @@ fn start_shared() -> anyhow::Result<Shared> {
         admin_url,
         template,
         redis_url,
-        _pg: pg,
+        pg: Mutex::new(pg),
         _redis: redis,
     })
 }

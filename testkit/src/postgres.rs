@@ -34,8 +34,7 @@ impl PgServer {
     }
 
     fn start_with(durable: bool) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("chat-pg-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir)?;
+        let dir = crate::scratch::make("chat-pg")?;
         let owner = procs::drop_to("postgres");
         if let Some(user) = owner {
             user.chown(&dir)?;
@@ -116,6 +115,17 @@ impl PgServer {
             if procs::wait_for_exit(&mut c, Duration::from_secs(10)).unwrap_or(false) {
                 return;
             }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl PgServer {
+    /// Kills the server at once (no shutdown checkpoint) and removes its directory: for
+    /// process exit, where nothing it holds is needed again.
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -40,8 +40,7 @@ impl RedisCluster {
     /// Starts `masters` masters (at least 3) with `replicas_per_master` replicas each, every
     /// node on a free port with its own dir, and waits until the cluster is `ok`.
     pub fn start(masters: usize, replicas_per_master: usize) -> anyhow::Result<Self> {
-        let root =
-            std::env::temp_dir().join(format!("redis-cluster-{}", uuid::Uuid::new_v4().simple()));
+        let root = crate::scratch::make("redis-cluster")?;
         let mut c = RedisCluster {
             nodes: Vec::new(),
             root,
@@ -207,7 +206,16 @@ impl Drop for RedisCluster {
 
 /// The cluster shared by every test of this process (3 masters, no replicas), started on first
 /// use; or `REDIS_CLUSTER_URL` when set.
-static SHARED: OnceLock<(String, Option<RedisCluster>)> = OnceLock::new();
+/// The cluster is taken and dropped at exit (a static is never dropped).
+static SHARED: OnceLock<(String, Mutex<Option<RedisCluster>>)> = OnceLock::new();
+
+/// Kills the process-wide cluster and removes its directory; registered with `atexit`.
+extern "C" fn drop_shared_cluster() {
+    let c = SHARED
+        .get()
+        .and_then(|(_, c)| c.try_lock().ok().and_then(|mut g| g.take()));
+    drop(c);
+}
 
 /// URL of the process-wide Redis Cluster: `REDIS_CLUSTER_URL` when set, else a 3-master
 /// cluster started once per test process (tests must not break it: start their own
@@ -215,11 +223,12 @@ static SHARED: OnceLock<(String, Option<RedisCluster>)> = OnceLock::new();
 pub fn redis_cluster_url() -> String {
     SHARED
         .get_or_init(|| match std::env::var("REDIS_CLUSTER_URL") {
-            Ok(url) if !url.is_empty() => (url, None),
+            Ok(url) if !url.is_empty() => (url, Mutex::new(None)),
             // From a plain thread: the caller may be inside a runtime.
             _ => std::thread::spawn(|| {
                 let c = RedisCluster::start(3, 0).expect("start the shared Redis Cluster");
-                (c.url(), Some(c))
+                procs::at_exit(drop_shared_cluster);
+                (c.url(), Mutex::new(Some(c)))
             })
             .join()
             .expect("Redis Cluster start panicked"),
