@@ -159,6 +159,20 @@ impl Client {
         self.outbox.push(channel_id, content, client_msg_id)
     }
 
+    /// Records a change (`edit`, `delete`, `react`, `unreact`) made under `client_msg_id`,
+    /// resent until answered like a send; returns the frame to write. Its `ack` names the seq
+    /// the change took, which every member's socket then receives as an `event`.
+    pub fn change(&mut self, frame: &ClientFrame) -> Option<Utf8Bytes> {
+        let id = match frame {
+            ClientFrame::Edit { client_msg_id, .. }
+            | ClientFrame::Delete { client_msg_id, .. }
+            | ClientFrame::React { client_msg_id, .. }
+            | ClientFrame::Unreact { client_msg_id, .. } => client_msg_id.clone()?,
+            _ => return None,
+        };
+        Some(self.outbox.push_frame(id, frame))
+    }
+
     /// Applies one server frame to the seq tracks and the outbox.
     #[inline]
     pub fn handle(&mut self, f: &Incoming<'_>) -> Event {

@@ -17,11 +17,15 @@ pub enum Incoming<'a> {
         seq: i64,
         content: Cow<'a, str>,
     },
+    /// A send's or a change's `ack`: `seq` is the seq it took (a change's own, not its
+    /// message's), `message_id` the message it made or changed, `change` whether it was a change.
     Ack {
         client_msg_id: Option<Cow<'a, str>>,
         channel_id: i64,
         seq: i64,
         content: Cow<'a, str>,
+        message_id: i64,
+        change: bool,
     },
     Error {
         code: ErrorCode,
@@ -68,6 +72,8 @@ impl<'a> From<&'a ServerFrame> for Incoming<'a> {
                 // A change's ack: the seq its event took (the message's own is older).
                 seq: event.as_ref().map_or(m.seq, |e| e.seq),
                 content: Cow::Borrowed(&m.content),
+                message_id: m.id,
+                change: event.is_some(),
             },
             ServerFrame::Error {
                 code,
@@ -106,6 +112,17 @@ struct Lite<'a> {
     content: Cow<'a, str>,
 }
 
+/// An acked message: also its id.
+#[derive(Deserialize)]
+struct AckedMessage<'a> {
+    #[serde(with = "shared::protocol::id_string")]
+    id: i64,
+    channel_id: i64,
+    seq: i64,
+    #[serde(borrow)]
+    content: Cow<'a, str>,
+}
+
 #[derive(Deserialize)]
 struct MessageFrame<'a> {
     #[serde(borrow)]
@@ -117,7 +134,7 @@ struct AckFrame<'a> {
     #[serde(borrow)]
     client_msg_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    message: Lite<'a>,
+    message: AckedMessage<'a>,
     /// A change's ack: the event it made, whose seq is the one the change took.
     #[serde(default)]
     event: Option<Seq>,
@@ -180,8 +197,10 @@ pub fn parse(text: &str) -> Incoming<'_> {
         "ack" => read(text, |f: AckFrame| Incoming::Ack {
             client_msg_id: f.client_msg_id,
             channel_id: f.message.channel_id,
-            seq: f.event.map_or(f.message.seq, |e| e.seq),
+            seq: f.event.as_ref().map_or(f.message.seq, |e| e.seq),
             content: f.message.content,
+            message_id: f.message.id,
+            change: f.event.is_some(),
         }),
         "event" => read(text, |f: EventFrame| Incoming::Event {
             channel_id: f.event.channel_id,
@@ -272,7 +291,9 @@ mod tests {
                 client_msg_id: Some("c".into()),
                 channel_id: 5,
                 seq: 9,
-                content: "hello there".into()
+                content: "hello there".into(),
+                message_id: 1,
+                change: false,
             }
         );
         let err = r#"{"type":"error","code":"rate_limited","message":"slow down","client_msg_id":"3-1","retry_after_ms":40}"#;
@@ -307,7 +328,15 @@ mod tests {
             &EVENT[EVENT.find(r#"{"channel_id""#).unwrap()..EVENT.len() - 1]
         );
         assert!(
-            matches!(parse(&change_ack), Incoming::Ack { seq: 10, .. }),
+            matches!(
+                parse(&change_ack),
+                Incoming::Ack {
+                    seq: 10,
+                    message_id: 1,
+                    change: true,
+                    ..
+                }
+            ),
             "{change_ack}"
         );
         assert_eq!(parse(r#"{"type":"resumed"}"#), Incoming::Resumed);

@@ -1,6 +1,7 @@
-//! Sends not answered yet, by `client_msg_id`: each kept as the frame first written, resent
-//! as it was (same id, so the server stores it once, SPEC 5.3) after a reconnect or when the
-//! server asked to retry later, and resolved by its `ack` or a final `error`.
+//! Sends and changes (edit, delete, react, unreact) not answered yet, by `client_msg_id`: each
+//! kept as the frame first written, resent as it was (same id, so the server applies it once,
+//! SPEC 5.3) after a reconnect or when the server asked to retry later, and resolved by its
+//! `ack` or a final `error`.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -49,12 +50,18 @@ pub struct Outbox {
 impl Outbox {
     /// Records a send to `channel_id` under `client_msg_id`; returns the frame to write.
     pub fn push(&mut self, channel_id: i64, content: String, client_msg_id: String) -> Utf8Bytes {
-        let frame = frames::client_text(&ClientFrame::Send {
+        let frame = ClientFrame::Send {
             channel_id,
             content,
             client_msg_id: Some(client_msg_id.clone()),
             reply_to: None,
-        });
+        };
+        self.push_frame(client_msg_id, &frame)
+    }
+
+    /// Records `frame` (a send or a change, carrying `client_msg_id`); returns its text.
+    pub fn push_frame(&mut self, client_msg_id: String, frame: &ClientFrame) -> Utf8Bytes {
+        let frame = frames::client_text(frame);
         self.written += 1;
         self.pending.insert(
             client_msg_id,

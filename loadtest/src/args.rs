@@ -16,6 +16,9 @@ pub enum Scenario {
     Connect,
     /// Maximum acked sends/s: every socket keeps `--pipeline` sends in flight.
     Durable,
+    /// Chat traffic where six sends in ten are changes (edit, reaction added or taken back,
+    /// delete) to the sender's own messages; every change is an event each member must get.
+    Mixed,
 }
 
 /// What the sockets speak.
@@ -42,10 +45,10 @@ pub struct Args {
     /// setup; users and channels are fresh synthetic ids; no `--resume`).
     #[arg(long, value_enum, default_value = "chat")]
     pub protocol: Protocol,
-    /// Users to register [default: chat 200, fanout 100, connect 50, durable 100].
+    /// Users to register [default: chat and mixed 200, fanout 100, connect 50, durable 100].
     #[arg(long)]
     pub users: Option<usize>,
-    /// Channels; users are spread over them round-robin [default: chat users/5, fanout 1,
+    /// Channels; users are spread over them round-robin [default: chat and mixed users/5, fanout 1,
     /// connect 0, durable users].
     #[arg(long)]
     pub channels: Option<usize>,
@@ -55,7 +58,7 @@ pub struct Args {
     /// Total sockets (connect scenario) [default: 1000].
     #[arg(long)]
     pub sockets: Option<usize>,
-    /// Messages per second in total (chat, fanout) [default: chat 100, fanout 100].
+    /// Messages (and changes) per second in total (chat, fanout, mixed) [default: 100].
     #[arg(long)]
     pub rate: Option<f64>,
     /// Sends in flight per sending socket (durable) [default: 16].
@@ -128,13 +131,13 @@ impl Args {
     /// Applies the scenario's defaults to the flags left unset.
     pub fn shape(&self) -> Shape {
         let users = self.users.unwrap_or(match self.scenario {
-            Scenario::Chat => 200,
+            Scenario::Chat | Scenario::Mixed => 200,
             Scenario::Fanout | Scenario::Durable => 100,
             Scenario::Connect => 50,
         });
         let users = users.max(1);
         let channels = self.channels.unwrap_or(match self.scenario {
-            Scenario::Chat => (users / 5).max(1),
+            Scenario::Chat | Scenario::Mixed => (users / 5).max(1),
             Scenario::Fanout => 1,
             Scenario::Connect => 0,
             Scenario::Durable => users,
@@ -147,7 +150,7 @@ impl Args {
         };
         let rate = match self.scenario {
             Scenario::Connect | Scenario::Durable => 0.0,
-            Scenario::Chat | Scenario::Fanout => self.rate.unwrap_or(100.0),
+            Scenario::Chat | Scenario::Fanout | Scenario::Mixed => self.rate.unwrap_or(100.0),
         };
         Shape {
             users,

@@ -18,7 +18,12 @@ use chat_client::{
 };
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use crate::{frames, state::Shared, stats::Counters};
+use crate::{
+    frames,
+    mixed::{Mix, Op},
+    state::Shared,
+    stats::Counters,
+};
 
 /// How long a connect, handshake or `ready` may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -73,6 +78,8 @@ struct Socket {
     client: Client,
     out: Outcome,
     next_id: u64,
+    /// Mixed scenario: own messages to change.
+    mix: Option<Mix>,
 }
 
 enum End {
@@ -145,6 +152,7 @@ impl Socket {
         opts.max_reconnects = shared.max_reconnects;
         opts.ws_config = ws_config();
         opts.batch = shared.batch;
+        let mix = shared.mixed.then(Mix::default);
         Socket {
             index: plan.index,
             auto: plan.auto,
@@ -152,6 +160,7 @@ impl Socket {
             client: Client::new(opts),
             out: Outcome::default(),
             next_id: 0,
+            mix,
         }
     }
 
@@ -164,13 +173,29 @@ impl Socket {
         out
     }
 
+    /// A new message to `channel_id`, or in the mixed scenario perhaps a change to one of
+    /// this socket's own messages there.
     fn new_send(&mut self, channel_id: i64) -> Utf8Bytes {
         self.next_id += 1;
-        let cmid = format!("{}-{}", self.index, self.next_id);
-        let content = frames::content(self.shared.now_micros(), self.shared.size);
+        let (now, size) = (self.shared.now_micros(), self.shared.size);
         Counters::add(&self.shared.counters.sends, 1);
         Counters::add(&self.shared.counters.in_flight, 1);
-        self.client.send(channel_id, content, cmid)
+        let change = self.mix.as_mut().and_then(|m| {
+            let content = || frames::content(now, size);
+            m.next(
+                &mut rand::rng(),
+                channel_id,
+                self.index,
+                self.next_id,
+                content,
+            )
+        });
+        if let Some(f) = change.and_then(|(_, _, frame)| self.client.change(&frame)) {
+            return f;
+        }
+        let cmid = Op::Send.client_msg_id(self.index, self.next_id);
+        self.client
+            .send(channel_id, frames::content(now, size), cmid)
     }
 
     fn may_auto_send(&self) -> bool {
@@ -248,6 +273,11 @@ impl Socket {
         let event = self.client.handle(&frame);
         let shared = &self.shared;
         match (frame, event) {
+            (Incoming::Event { channel_id, seq }, Event::Change(delivery)) => {
+                Counters::add(&shared.counters.deliveries, 1);
+                Counters::add(&shared.counters.changes_delivered, 1);
+                self.show_violation(channel_id, seq, delivery);
+            }
             (
                 Incoming::Message {
                     channel_id,
@@ -262,27 +292,31 @@ impl Socket {
                         .e2e
                         .record(self.index, shared.now_micros().saturating_sub(t));
                 }
-                if let Some(d) = delivery.filter(|d| d.is_violation()) {
-                    if ANOMALIES_SHOWN.fetch_add(1, Ordering::Relaxed) < 20 {
-                        let track = self.client.seqs().get(channel_id);
-                        eprintln!(
-                            "socket {} channel {channel_id}: {d:?} seq {seq} ({})",
-                            self.index,
-                            track.map(Track::state).unwrap_or_default()
-                        );
-                    }
-                }
+                self.show_violation(channel_id, seq, delivery);
             }
             // A second ack for the same send (a retry) counts once.
             (
                 Incoming::Ack {
+                    client_msg_id,
                     channel_id,
                     seq,
                     content,
-                    ..
+                    message_id,
+                    change,
                 },
                 Event::Ack { first: true },
             ) => {
+                let op = client_msg_id.as_deref().and_then(Op::of);
+                if let Some(mix) = &mut self.mix {
+                    match (op, client_msg_id.as_deref()) {
+                        (Some(Op::Send), _) => mix.on_sent(channel_id, message_id),
+                        (_, Some(id)) => mix.on_answered(id),
+                        _ => {}
+                    }
+                }
+                if let Some(op) = op.filter(|_| change) {
+                    shared.counters.change_acked(op);
+                }
                 Counters::add(&shared.counters.acks, 1);
                 Counters::sub(&shared.counters.in_flight, 1);
                 let fan = shared
@@ -291,7 +325,8 @@ impl Socket {
                     .copied()
                     .unwrap_or(0);
                 Counters::add(&shared.counters.expected_live, fan);
-                if let Some(t) = frames::sent_micros(&content) {
+                // A reaction's or a delete's ack carries the message's old content.
+                if let Some(t) = frames::sent_micros(&content).filter(|_| !change) {
                     shared
                         .ack
                         .record(self.index, shared.now_micros().saturating_sub(t));
@@ -302,7 +337,10 @@ impl Socket {
                 Counters::add(&shared.counters.rate_limited, 1);
             }
             (_, Event::Error(Refusal::Unrelated)) => Counters::add(&shared.counters.errors, 1),
-            (_, Event::Error(Refusal::Refused)) => {
+            (Incoming::Error { client_msg_id, .. }, Event::Error(Refusal::Refused)) => {
+                if let (Some(mix), Some(id)) = (&mut self.mix, client_msg_id.as_deref()) {
+                    mix.on_answered(id);
+                }
                 Counters::add(&shared.counters.errors, 1);
                 Counters::sub(&shared.counters.in_flight, 1);
             }
@@ -315,5 +353,20 @@ impl Socket {
             _ => {}
         }
         None
+    }
+
+    /// Describes a lost, duplicated or reordered delivery on stderr (the first few of the run).
+    fn show_violation(&self, channel_id: i64, seq: i64, delivery: Option<chat_client::Delivery>) {
+        let Some(d) = delivery.filter(|d| d.is_violation()) else {
+            return;
+        };
+        if ANOMALIES_SHOWN.fetch_add(1, Ordering::Relaxed) < 20 {
+            let track = self.client.seqs().get(channel_id);
+            eprintln!(
+                "socket {} channel {channel_id}: {d:?} seq {seq} ({})",
+                self.index,
+                track.map(Track::state).unwrap_or_default()
+            );
+        }
     }
 }

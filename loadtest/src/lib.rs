@@ -7,6 +7,7 @@ pub mod args;
 pub mod conn;
 pub mod edges;
 pub mod frames;
+pub mod mixed;
 pub mod progress;
 pub mod report;
 pub mod run;

@@ -47,6 +47,18 @@ pub struct Sends {
     pub skipped: u64,
     pub seconds: f64,
     pub acked_per_sec: f64,
+    /// Mixed scenario: the changes among the acked sends, and their events received.
+    pub changes: Changes,
+}
+
+/// Changes acked by kind, and change events delivered (mixed scenario).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    pub edits: u64,
+    /// Reactions added and taken back.
+    pub reactions: u64,
+    pub deletes: u64,
+    pub delivered: u64,
 }
 
 /// Everything a run measured.
@@ -96,12 +108,26 @@ impl Report {
                 self.connections.failed
             ));
         }
-        let sends_expected = matches!(self.scenario, Scenario::Chat | Scenario::Fanout)
-            && self.shape.rate > 0.0
+        let sends_expected = matches!(
+            self.scenario,
+            Scenario::Chat | Scenario::Fanout | Scenario::Mixed
+        ) && self.shape.rate > 0.0
             && self.shape.channels > 0
             || self.scenario == Scenario::Durable;
         if sends_expected && self.sends.acked == 0 {
             f.push("no send was acked".to_owned());
+        }
+        let x = &self.sends.changes;
+        if self.scenario == Scenario::Mixed && self.sends.acked > 0 {
+            for (n, what) in [
+                (x.edits, "edit"),
+                (x.reactions, "reaction"),
+                (x.deletes, "delete"),
+            ] {
+                if n == 0 {
+                    f.push(format!("no {what} was acked"));
+                }
+            }
         }
         self.passed = f.is_empty();
         self.failures = f;
@@ -180,6 +206,17 @@ impl Report {
             "acked sends/s",
             format!("{:.0} over {:.1} s", x.acked_per_sec, x.seconds),
         );
+        let ch = &x.changes;
+        if self.scenario == Scenario::Mixed {
+            row(
+                &mut s,
+                "edits / reactions / deletes",
+                format!(
+                    "{} / {} / {} acked; {} events received",
+                    ch.edits, ch.reactions, ch.deletes, ch.delivered
+                ),
+            );
+        }
         row(&mut s, "send -> ack", lat(&self.ack_latency));
         let d = &self.deliveries;
         row(

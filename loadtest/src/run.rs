@@ -18,7 +18,7 @@ use crate::{
     args::{Args, Protocol, Scenario},
     conn::{self, Cmd, Outcome},
     edges, progress,
-    report::{Connections, Report, Sends},
+    report::{Changes, Connections, Report, Sends},
     setup, socketio,
     state::Shared,
     stats::{Counters, Latency, Percentiles},
@@ -44,6 +44,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
                 !args.resume,
                 "--resume: the Socket.IO peer has no resume (--protocol socketio)"
             );
+            anyhow::ensure!(
+                args.scenario != Scenario::Mixed,
+                "--scenario mixed: the Socket.IO peer has no edits, reactions or deletes"
+            );
             socketio::world(args)
         }
     };
@@ -62,6 +66,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         max_reconnects: args.max_reconnects,
         batch: args.batch,
         pipeline: args.pipeline.max(1),
+        mixed: args.scenario == Scenario::Mixed,
         size: args.size,
     });
 
@@ -112,7 +117,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let send_started = Instant::now();
     shared.start_sending.cancel();
     match args.scenario {
-        Scenario::Chat | Scenario::Fanout => {
+        Scenario::Chat | Scenario::Fanout | Scenario::Mixed => {
             schedule(
                 &shared,
                 &world.senders,
@@ -199,6 +204,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         skipped: Counters::get(&c.skipped),
         seconds: send_secs,
         acked_per_sec: acked.total() as f64 / send_secs.max(1e-9),
+        changes: Changes {
+            edits: Counters::get(&c.edits),
+            reactions: Counters::get(&c.reactions),
+            deletes: Counters::get(&c.deletes),
+            delivered: Counters::get(&c.changes_delivered),
+        },
     };
     let delivered_secs = (send_secs + args.grace.as_secs_f64()).max(1e-9);
     let mut report = Report {

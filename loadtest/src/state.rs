@@ -24,6 +24,8 @@ pub struct Shared {
     /// Sockets ask for batched delivery.
     pub batch: bool,
     pub pipeline: usize,
+    /// Mixed scenario: sockets also edit, react to and delete their own messages.
+    pub mixed: bool,
     pub size: usize,
 }
 

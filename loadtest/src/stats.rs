@@ -94,7 +94,14 @@ pub struct Counters {
     pub errors: AtomicU64,
     pub rate_limited: AtomicU64,
     pub skipped: AtomicU64,
+    /// Messages and change events received.
     pub deliveries: AtomicU64,
+    /// Change events (edits, reactions, deletes) among the deliveries.
+    pub changes_delivered: AtomicU64,
+    /// Changes acked, by kind (mixed scenario).
+    pub edits: AtomicU64,
+    pub reactions: AtomicU64,
+    pub deletes: AtomicU64,
     /// Deliveries the acks so far call for (sockets per channel x acks), for the grace wait.
     pub expected_live: AtomicU64,
     /// Sends written and neither acked nor refused yet.
@@ -127,6 +134,18 @@ impl Counters {
     /// Records a completed resume at `t`.
     pub fn resumed_at(&self, t: u64) {
         self.last_resumed_us.fetch_max(t + 1, Ordering::Relaxed);
+    }
+
+    /// Counts an acked change of kind `op`.
+    pub fn change_acked(&self, op: crate::mixed::Op) {
+        use crate::mixed::Op;
+        let c = match op {
+            Op::Edit => &self.edits,
+            Op::React | Op::Unreact => &self.reactions,
+            Op::Delete => &self.deletes,
+            Op::Send => return,
+        };
+        Self::add(c, 1);
     }
 
     pub fn add(c: &AtomicU64, n: u64) {

@@ -67,16 +67,17 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// A 10 s chat load of 20 users in 5 channels through HAProxy (with `extra` flags): it must
-/// exit 0 having delivered every acked message to its 4 members, nothing doubled or reordered.
-async fn smoke(name: &str, extra: &[&str]) {
+/// A 10 s load of `scenario` by 20 users in 5 channels through HAProxy (with `extra` flags):
+/// it must exit 0 having delivered every acked message (and change) to its 4 members, nothing
+/// doubled or reordered; returns the report.
+async fn smoke(name: &str, scenario: &str, extra: &[&str]) -> serde_json::Value {
     let cluster = start_cluster(2).await;
     let json = cluster.data_dir().join(format!("{name}.json"));
     let mut args: Vec<String> = [
         "--target",
         &cluster.http_url(),
         "--scenario",
-        "chat",
+        scenario,
         "--users",
         "20",
         "--channels",
@@ -123,21 +124,43 @@ async fn smoke(name: &str, extra: &[&str]) {
         r["deliveries"]["received"], r["deliveries"]["expected"],
         "{stdout}"
     );
+    r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthy_cluster_chat_smoke_exits_zero_with_nothing_lost() {
-    smoke("smoke", &[]).await;
+    smoke("smoke", "chat", &[]).await;
 }
 
 /// The same through HAProxy with every socket on `chat.v1.batch`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_sockets_through_haproxy_lose_nothing() {
-    smoke("batch", &["--batch"]).await;
+    smoke("batch", "chat", &["--batch"]).await;
+}
+
+/// The mixed scenario through HAProxy: edits, reactions and deletes are acked and each reaches
+/// every member socket once, in seq order, counted in the same accounting as messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_scenario_through_haproxy_delivers_every_change_once_in_order() {
+    let r = smoke("mixed", "mixed", &[]).await;
+    let ch = &r["sends"]["changes"];
+    let n = |k: &str| ch[k].as_u64().unwrap();
+    assert!(
+        n("edits") > 10 && n("reactions") > 10 && n("deletes") > 3,
+        "{r:#}"
+    );
+    assert_eq!(r["sends"]["errors"], 0, "{r:#}");
+    // Every acked change's event reached the channel's 4 member sockets.
+    assert_eq!(
+        n("delivered"),
+        (n("edits") + n("reactions") + n("deletes")) * 4,
+        "{r:#}"
+    );
 }
 
 /// A direct-to-edges chat load whose edge-1 is SIGKILLed `kill_after` into the send phase.
 struct KillRun<'a> {
+    scenario: &'a str,
     users: usize,
     sockets_per_user: usize,
     channels: usize,
@@ -159,6 +182,7 @@ struct Killed {
 /// 20 users in 5 channels at 50 messages/s for 8 s, edge-1 killed 2 s in: every channel has
 /// members on both edges.
 const SMALL_KILL: KillRun<'static> = KillRun {
+    scenario: "chat",
     users: 20,
     sockets_per_user: 1,
     channels: 5,
@@ -185,7 +209,7 @@ async fn run_with_edge_killed(run: &KillRun<'_>) -> Killed {
         "--ws-targets",
         &targets.join(","),
         "--scenario",
-        "chat",
+        run.scenario,
         "--users",
         &run.users.to_string(),
         "--sockets-per-user",
@@ -292,6 +316,22 @@ async fn edge_killed_with_resume_loses_nothing() {
     assert_gap_free(&k, 10);
 }
 
+/// The mixed scenario across an edge crash: changes in flight are resent with their ids and
+/// applied once, and `resume` replays every missed event in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_scenario_with_an_edge_killed_and_resume_loses_no_change() {
+    let k = run_with_edge_killed(&KillRun {
+        scenario: "mixed",
+        extra: &["--resume"],
+        ..SMALL_KILL
+    })
+    .await;
+    assert_gap_free(&k, 10);
+    let ch = &k.report["sends"]["changes"];
+    assert!(ch["edits"].as_u64().unwrap() > 0, "{:#}", k.report);
+    assert!(ch["deletes"].as_u64().unwrap() > 0, "{:#}", k.report);
+}
+
 /// A reconnect storm: 4,000 sockets (400 users x 10) in 50 channels over two edges, edge-1
 /// (2,000 of them) SIGKILLed while 100 messages/s keep being sent. Every socket must end
 /// gap-free (the load test's exact accounting), and the survivor must serve the 2,000
@@ -302,6 +342,7 @@ async fn reconnect_storm_resumes_gap_free_with_coalesced_reads() {
     let started = std::time::Instant::now();
     let moved = 2_000;
     let k = run_with_edge_killed(&KillRun {
+        scenario: "chat",
         users: 400,
         sockets_per_user: 10,
         channels: 50,
