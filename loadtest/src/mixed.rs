@@ -123,18 +123,18 @@ impl Mix {
             6..=8 => Op::React,
             _ => Op::Delete,
         };
-        let cmid = Some(op.client_msg_id(socket, n));
+        let cmid = op.client_msg_id(socket, n);
         let frame = match op {
             Op::Edit => ClientFrame::Edit {
                 channel_id,
                 message_id,
                 content: content(),
-                client_msg_id: cmid.clone(),
+                client_msg_id: Some(cmid.clone()),
             },
             Op::React | Op::Unreact => {
                 m.reacted = op == Op::React;
                 let emoji = EMOJI.to_owned();
-                let client_msg_id = cmid.clone();
+                let client_msg_id = Some(cmid.clone());
                 if op == Op::React {
                     ClientFrame::React {
                         channel_id,
@@ -154,10 +154,9 @@ impl Mix {
             Op::Delete | Op::Send => ClientFrame::Delete {
                 channel_id,
                 message_id,
-                client_msg_id: cmid.clone(),
+                client_msg_id: Some(cmid.clone()),
             },
         };
-        let cmid = cmid.unwrap_or_default();
         if op == Op::Delete {
             // A tombstone takes no more changes.
             v.remove(i);
