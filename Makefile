@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 RELEASE := $(TARGET_DIR)/release
 
-.PHONY: run test deps build fmt lint unit loadtest bench-peers
+.PHONY: run test deps build fmt lint unit loadtest bench-peers chaos
 
 ## run: install what is missing, build release, start the whole cluster in the foreground;
 ## settings in the environment or on the command line (make passes them on), e.g.
@@ -30,6 +30,14 @@ loadtest:
 ## by environment: ROUNDS, RATES, DURATION, ... (see scripts/bench-peers.sh).
 bench-peers: deps
 	CARGO="$(CARGO)" ./scripts/bench-peers.sh
+
+## chaos: the chaos runs at full length (single Redis, then a Redis Cluster): mixed load with
+## --resume while an edge is killed, Redis restarted, pub/sub clients killed, PostgreSQL
+## stopped, an edge drained, an edge frozen 20 s and the api-server killed, 15 s apart; prints
+## each fault's latency and recovery and the history check (`make test` runs a short form).
+chaos: deps
+	$(CARGO) build -p api-server -p edge-server
+	CHAOS_LONG=1 $(CARGO) test -p loadtest --test chaos -- --nocapture --test-threads 1
 
 deps:
 	@./scripts/install-deps.sh

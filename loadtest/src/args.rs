@@ -96,6 +96,10 @@ pub struct Args {
     /// Message content size in bytes (at least the timestamp).
     #[arg(long, default_value_t = 32)]
     pub size: usize,
+    /// After the run, look every acked seq up in this PostgreSQL database (a `postgres://`
+    /// URL): the history check counts acked sends and changes that were not stored.
+    #[arg(long)]
+    pub check_db: Option<String>,
     /// Write every figure as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

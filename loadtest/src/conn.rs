@@ -288,9 +288,12 @@ impl Socket {
             ) => {
                 Counters::add(&shared.counters.deliveries, 1);
                 if let Some(t) = frames::sent_micros(&content) {
+                    let us = shared.now_micros().saturating_sub(t);
+                    shared.e2e.record(self.index, us);
                     shared
-                        .e2e
-                        .record(self.index, shared.now_micros().saturating_sub(t));
+                        .counters
+                        .max_latency_us
+                        .fetch_max(us, Ordering::Relaxed);
                 }
                 self.show_violation(channel_id, seq, delivery);
             }

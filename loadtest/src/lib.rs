@@ -4,6 +4,7 @@
 pub mod accounting;
 pub mod api;
 pub mod args;
+pub mod checker;
 pub mod conn;
 pub mod edges;
 pub mod frames;

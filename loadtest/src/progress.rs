@@ -72,6 +72,9 @@ pub fn sample(shared: Arc<Shared>, bar: ProgressBar, duration: Duration) -> Samp
                 sends: Counters::get(&c.sends),
                 acks: Counters::get(&c.acks),
                 deliveries: Counters::get(&c.deliveries),
+                max_latency_us: c
+                    .max_latency_us
+                    .swap(0, std::sync::atomic::Ordering::Relaxed),
             };
             let s = Second {
                 t,
@@ -79,6 +82,7 @@ pub fn sample(shared: Arc<Shared>, bar: ProgressBar, duration: Duration) -> Samp
                 sends: now.sends - prev.sends,
                 acks: now.acks - prev.acks,
                 deliveries: now.deliveries - prev.deliveries,
+                max_latency_us: now.max_latency_us,
             };
             bar.set_position(t);
             bar.set_message(format!(

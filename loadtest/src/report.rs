@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::{
     accounting::Tally,
     args::{Protocol, Scenario, Shape},
+    checker::History,
     edges::Memory,
     stats::{Percentiles, Second},
 };
@@ -84,6 +85,8 @@ pub struct Report {
     pub ack_latency: Percentiles,
     pub throughput: Vec<Second>,
     pub memory: Memory,
+    /// `--check-db`: the history check's four figures (all must be 0).
+    pub history: Option<History>,
     pub passed: bool,
     pub failures: Vec<String>,
 }
@@ -128,6 +131,9 @@ impl Report {
                     f.push(format!("no {what} was acked"));
                 }
             }
+        }
+        if let Some(h) = self.history.filter(|h| !h.clean()) {
+            f.push(format!("history check: {h:?}"));
         }
         self.passed = f.is_empty();
         self.failures = f;
@@ -236,6 +242,16 @@ impl Report {
             format!("{:.0}", self.deliveries_per_sec),
         );
         row(&mut s, "send -> deliver", lat(&self.latency));
+        if let Some(h) = &self.history {
+            row(
+                &mut s,
+                "history check",
+                format!(
+                    "{} acked not stored, {} gaps, {} duplicates, {} out of order",
+                    h.acked_not_stored, h.gaps, h.duplicates, h.out_of_order
+                ),
+            );
+        }
         if let Some(b) = self.memory.per_socket_bytes {
             let after: u64 = self.memory.after.iter().map(|e| e.rss_kib).sum();
             row(

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     accounting::{tally_tracks, Acked, Tally},
     args::{Args, Protocol, Scenario},
+    checker,
     conn::{self, Cmd, Outcome},
     edges, progress,
     report::{Changes, Connections, Report, Sends},
@@ -181,6 +182,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             *closed_by_server.entry(why.clone()).or_default() += 1;
         }
     }
+    let history = match &args.check_db {
+        Some(url) => Some(checker::check(url, &acked, &tally).await?),
+        None => None,
+    };
     let c = &shared.counters;
     let connections = Connections {
         attempted: total as u64,
@@ -232,6 +237,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         ack_latency: Percentiles::of(&shared.ack.merged()),
         throughput: series,
         memory: edges::Memory::between(rss_before, rss_after, Counters::get(&c.connected)),
+        history,
         passed: false,
         failures: Vec::new(),
     };

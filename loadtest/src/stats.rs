@@ -111,6 +111,8 @@ pub struct Counters {
     /// replay: the reconnect storm's length.
     pub first_disconnect_us: AtomicU64,
     pub last_resumed_us: AtomicU64,
+    /// Longest send-to-delivery latency since the last sample, in microseconds.
+    pub max_latency_us: AtomicU64,
 }
 
 impl Counters {
@@ -171,4 +173,6 @@ pub struct Second {
     pub sends: u64,
     pub acks: u64,
     pub deliveries: u64,
+    /// Longest send-to-delivery latency of the second.
+    pub max_latency_us: u64,
 }

@@ -4,67 +4,19 @@
 //! 2,000 reconnects ends gap-free on far fewer PostgreSQL history reads than sockets.
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
+use std::{process::Stdio, time::Duration};
 
-use cluster::{Cluster, Options};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::Command,
-};
+use cluster::Cluster;
+use common::{loadtest, read_json};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Where cargo put this profile's binaries (`api-server` and `edge-server` sit next to ours).
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_loadtest"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod common;
 
 async fn start_cluster(edges: usize) -> Cluster {
-    let bins = bin_dir();
-    for b in ["api-server", "edge-server"] {
-        assert!(
-            bins.join(b).exists(),
-            "{} missing: run `cargo build -p api-server -p edge-server` first",
-            bins.join(b).display()
-        );
-    }
-    let dir = std::env::temp_dir().join(format!("loadtest-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut o = Options::on_free_ports(&dir, &bins);
-    o.edges = edges;
-    o.database_url = Some(testkit::fresh_db().await.url);
-    o.redis_url = Some(testkit::redis_url());
-    o.jwt_secret = Some(testkit::JWT_SECRET.to_owned());
-    // Cheap password hashes and no login limit: setup speed is not what these tests measure.
-    o.env = vec![
-        ("ARGON2_MEMORY_KIB".into(), "256".into()),
-        ("LOGIN_ATTEMPTS".into(), "100000".into()),
-        ("RUST_LOG".into(), "warn".into()),
-    ];
-    Cluster::start(o).await.unwrap()
-}
-
-fn uuid_like() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    let db = testkit::fresh_db().await.url;
+    Cluster::start(common::options(edges, db, testkit::redis_url()))
+        .await
         .unwrap()
-        .as_nanos();
-    format!("{}-{t}", std::process::id())
-}
-
-fn loadtest(args: &[String]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_loadtest"));
-    c.args(args).arg("--no-progress").kill_on_drop(true);
-    c
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// A 10 s load of `scenario` by 20 users in 5 channels through HAProxy (with `extra` flags):

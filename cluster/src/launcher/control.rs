@@ -1,4 +1,4 @@
-//! Operating a running [`Cluster`]: addresses, killing and restarting edges, the HAProxy
+//! Operating a running [`Cluster`]: addresses, killing and restarting edges and api-servers, the HAProxy
 //! runtime API, watching for exits, and the ordered stop.
 
 use std::net::SocketAddr;
@@ -79,22 +79,60 @@ impl Cluster {
     /// Sends `signal` to edge `i` (0-based) and waits for it to exit: SIGTERM drains, SIGKILL
     /// crashes. Returns its exit status.
     pub async fn kill_edge(&mut self, i: usize, signal: i32) -> Result<ExitStatus, Error> {
+        self.kill_server(self.edge_name(i), signal, EDGE_GRACE)
+            .await?
+            .ok_or(Error::NoSuchEdge(i))
+    }
+
+    /// Starts edge `i` again on its port and waits until its `/health` answers 200.
+    pub async fn start_edge(&mut self, i: usize) -> Result<(), Error> {
         let id = self.edge_name(i);
-        let p = self
-            .procs
-            .iter_mut()
-            .find(|p| p.id == id)
-            .ok_or(Error::NoSuchEdge(i))?;
-        let mut child = p.child.take().ok_or(Error::NoSuchEdge(i))?;
+        let port = self.stopped_port(&id).ok_or(Error::NoSuchEdge(i))?;
+        self.spawn_server(Role::Edge, id, port).await
+    }
+
+    /// Sends `signal` to api-server `i` (0-based) and waits for it to exit; `None` when there
+    /// is no such api-server running.
+    pub async fn kill_api(&mut self, i: usize, signal: i32) -> Result<Option<ExitStatus>, Error> {
+        self.kill_server(format!("api-{}", i + 1), signal, OTHER_GRACE)
+            .await
+    }
+
+    /// Starts api-server `i` again on its port and waits until it answers.
+    pub async fn start_api(&mut self, i: usize) -> Result<(), Error> {
+        let id = format!("api-{}", i + 1);
+        let port = self.stopped_port(&id).ok_or(Error::NoSuchEdge(i))?;
+        self.spawn_server(Role::Api, id, port).await
+    }
+
+    /// The port of server `id` when it is not running.
+    fn stopped_port(&self, id: &str) -> Option<u16> {
+        self.proc(id).filter(|p| p.child.is_none()).map(|p| p.port)
+    }
+
+    /// Sends `signal` to server `id` and waits up to `grace` (and 3 s more) for it to exit,
+    /// then kills it. `None` when it is not running.
+    async fn kill_server(
+        &mut self,
+        id: String,
+        signal: i32,
+        grace: Duration,
+    ) -> Result<Option<ExitStatus>, Error> {
+        let Some(p) = self.procs.iter_mut().find(|p| p.id == id) else {
+            return Ok(None);
+        };
+        let Some(mut child) = p.child.take() else {
+            return Ok(None);
+        };
         procs::signal(&child, signal).map_err(|source| Error::Spawn {
             id: id.clone(),
             source: source.into(),
         })?;
-        let deadline = Instant::now() + EDGE_GRACE + Duration::from_secs(3);
+        let deadline = Instant::now() + grace + Duration::from_secs(3);
         loop {
             if let Some(status) = child.try_wait().map_err(anyhow::Error::from)? {
                 self.write_state()?;
-                return Ok(status);
+                return Ok(Some(status));
             }
             if Instant::now() >= deadline {
                 let _ = child.kill();
@@ -108,17 +146,6 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    /// Starts edge `i` again on its port and waits until its `/health` answers 200.
-    pub async fn start_edge(&mut self, i: usize) -> Result<(), Error> {
-        let id = self.edge_name(i);
-        let port = self
-            .proc(&id)
-            .filter(|p| p.child.is_none())
-            .map(|p| p.port)
-            .ok_or(Error::NoSuchEdge(i))?;
-        self.spawn_server(Role::Edge, id, port).await
     }
 
     /// Sends one command to HAProxy's runtime API (`set server edges/edge-2 state drain`).

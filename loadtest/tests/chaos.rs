@@ -1,0 +1,328 @@
+//! Chaos under load: a 3-edge cluster under `loadtest --scenario mixed --resume --check-db`
+//! while faults come one after another: an edge killed -9, Redis restarted (on a Redis
+//! Cluster: a master killed and failed over), `CLIENT KILL TYPE pubsub`, PostgreSQL stopped
+//! and started, an edge drained with SIGTERM, an edge frozen with SIGSTOP, the api-server
+//! killed. The load test's history check (its sockets' own records, and every acked seq looked
+//! up in PostgreSQL afterwards) must count 0 acked-not-stored, 0 gaps, 0 duplicates and 0 out
+//! of order; the test prints the latency through each fault and the time to recover.
+//!
+//! The short form runs in `make test`; `make chaos` sets `CHAOS_LONG=1`: 15 s between faults
+//! and the edge frozen for 20 s.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use cluster::Cluster;
+use common::{loadtest, read_json};
+use testkit::{PgServer, RedisCluster, RedisServer};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+mod common;
+
+/// The Redis the cluster runs on, as the faults need it.
+enum Redis {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    fn url(&self) -> String {
+        match self {
+            Redis::Single(r) => r.url(),
+            Redis::Cluster(c) => c.url(),
+        }
+    }
+
+    /// Single: killed and started empty. Cluster: a master killed (its replica takes over),
+    /// then started again (it rejoins as a replica).
+    fn restart(&mut self) {
+        match self {
+            Redis::Single(r) => {
+                r.kill();
+                std::thread::sleep(Duration::from_millis(500));
+                r.restart().unwrap();
+            }
+            Redis::Cluster(c) => {
+                let master = c.masters()[0];
+                let replica = c.replica_of(master).unwrap();
+                c.kill(master).unwrap();
+                c.wait_master(replica, Duration::from_secs(30)).unwrap();
+                c.restart(master).unwrap();
+            }
+        }
+    }
+
+    /// Every Redis drops its pub/sub connections.
+    fn kill_pubsub_clients(&self) {
+        let kill = ["CLIENT", "KILL", "TYPE", "pubsub"];
+        match self {
+            Redis::Single(r) => drop(r.command(&kill).unwrap()),
+            Redis::Cluster(c) => {
+                for port in c.running() {
+                    c.command(port, &kill).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// How long the faults take.
+struct Pace {
+    /// From one fault to the next.
+    between: Duration,
+    /// How long an edge stays frozen (SIGSTOP).
+    frozen: Duration,
+}
+
+impl Pace {
+    fn from_env() -> Self {
+        if std::env::var_os("CHAOS_LONG").is_some() {
+            Pace {
+                between: Duration::from_secs(15),
+                frozen: Duration::from_secs(20),
+            }
+        } else {
+            Pace {
+                between: Duration::from_secs(3),
+                frozen: Duration::from_secs(5),
+            }
+        }
+    }
+}
+
+const FAULTS: [&str; 7] = [
+    "edge-1 killed -9, restarted",
+    "Redis restarted",
+    "CLIENT KILL TYPE pubsub",
+    "PostgreSQL stopped 3 s",
+    "edge-2 SIGTERM, restarted",
+    "edge-3 SIGSTOP, SIGCONT",
+    "api-server killed, restarted",
+];
+
+/// Makes fault `i` happen (and undoes it).
+async fn fault(i: usize, cluster: &mut Cluster, redis: &mut Redis, pg: &mut PgServer, p: &Pace) {
+    match i {
+        0 => {
+            cluster.kill_edge(0, libc::SIGKILL).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            cluster.start_edge(0).await.unwrap();
+        }
+        1 => tokio::task::block_in_place(|| redis.restart()),
+        2 => redis.kill_pubsub_clients(),
+        3 => {
+            tokio::task::block_in_place(|| pg.stop());
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            tokio::task::block_in_place(|| pg.start_again()).unwrap();
+        }
+        4 => {
+            cluster.kill_edge(1, libc::SIGTERM).await.unwrap();
+            cluster.start_edge(1).await.unwrap();
+        }
+        5 => {
+            let pid = cluster.edge_pid(2).unwrap().to_string();
+            signal("-STOP", &pid).await;
+            tokio::time::sleep(p.frozen).await;
+            signal("-CONT", &pid).await;
+        }
+        _ => {
+            cluster.kill_api(0, libc::SIGKILL).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            cluster.start_api(0).await.unwrap();
+        }
+    }
+}
+
+async fn signal(sig: &str, pid: &str) {
+    let ok = tokio::process::Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(ok.success(), "kill {sig} {pid}");
+}
+
+async fn chaos(name: &str, mut redis: Redis) {
+    let pace = Pace::from_env();
+    let mut pg = tokio::task::spawn_blocking(PgServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let db = pg.url("postgres");
+    let mut c = shared::store::migrate::connect(&db).await.unwrap();
+    shared::store::migrate::run(&mut c).await.unwrap();
+    drop(c);
+    let mut cluster = Cluster::start(common::options(3, db.clone(), redis.url()))
+        .await
+        .unwrap();
+    let json = cluster.data_dir().join(format!("{name}.json"));
+    let targets: Vec<String> = cluster
+        .edge_addrs()
+        .iter()
+        .map(|a| format!("ws://{a}"))
+        .collect();
+    // Every fault, the freeze, the time the faults themselves take (restarts, the drain, the
+    // stopped database: about 20 s), and some calm before and after.
+    let sending = pace.between * (FAULTS.len() as u32 + 2) + pace.frozen + Duration::from_secs(20);
+    let args: Vec<String> = [
+        "--target",
+        &cluster.http_url(),
+        "--ws-targets",
+        &targets.join(","),
+        "--scenario",
+        "mixed",
+        "--resume",
+        "--max-reconnects",
+        "1000",
+        "--users",
+        "30",
+        "--sockets-per-user",
+        "2",
+        "--channels",
+        "6",
+        "--rate",
+        "60",
+        "--duration",
+        &format!("{}s", sending.as_secs()),
+        "--grace",
+        "40s",
+        "--check-db",
+        &db,
+        "--json",
+        json.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = loadtest(&args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if l.contains("sending for") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(started, "loadtest never reached its send phase");
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = lines.next_line().await {
+            eprintln!("loadtest: {l}");
+        }
+    });
+    let t0 = Instant::now();
+    let mut at = Vec::new();
+    for i in 0..FAULTS.len() {
+        tokio::time::sleep(pace.between).await;
+        at.push(t0.elapsed());
+        eprintln!(
+            "chaos {name}: {:>5.1} s {}",
+            t0.elapsed().as_secs_f64(),
+            FAULTS[i]
+        );
+        fault(i, &mut cluster, &mut redis, &mut pg, &pace).await;
+    }
+    let status = tokio::time::timeout(sending + Duration::from_secs(120), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = {
+        use tokio::io::AsyncReadExt;
+        let mut s = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut s)
+            .await
+            .unwrap();
+        s
+    };
+    let r = read_json(&json);
+    eprintln!("{stdout}\n{}", through_faults(&r, &at));
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    let h = &r["history"];
+    for k in ["acked_not_stored", "gaps", "duplicates", "out_of_order"] {
+        assert_eq!(h[k], 0, "{k}: {stdout}");
+    }
+    let acked = r["sends"]["acked"].as_u64().unwrap();
+    assert!(acked > 500, "only {acked} acked: {stdout}");
+    assert!(
+        r["connections"]["reconnects"].as_u64().unwrap() > 0,
+        "{stdout}"
+    );
+    cluster.stop();
+}
+
+/// A table: each fault, when it came, the longest send-to-delivery latency until the next,
+/// and how long deliveries/s took to come back to 80 % of the calm before the first fault.
+fn through_faults(r: &serde_json::Value, at: &[Duration]) -> String {
+    let series: Vec<(u64, u64, u64)> = r["throughput"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let n = |k: &str| s[k].as_u64().unwrap_or(0);
+            (n("t"), n("deliveries"), n("max_latency_us"))
+        })
+        .collect();
+    let first = at.first().map_or(0, |d| d.as_secs());
+    let mut calm: Vec<u64> = series
+        .iter()
+        .filter(|s| s.0 > 1 && s.0 <= first)
+        .map(|s| s.1)
+        .collect();
+    calm.sort_unstable();
+    let base = calm.get(calm.len() / 2).copied().unwrap_or(0);
+    let mut out = format!(
+        "calm deliveries/s {base}\n{:<32} {:>6} {:>14} {:>12}\n",
+        "fault", "at s", "max latency ms", "recovered s"
+    );
+    for (i, t) in at.iter().enumerate() {
+        let from = t.as_secs();
+        let to = at.get(i + 1).map_or(u64::MAX, |d| d.as_secs());
+        let window: Vec<_> = series.iter().filter(|s| s.0 > from && s.0 <= to).collect();
+        let max = window.iter().map(|s| s.2).max().unwrap_or(0);
+        // The first second at or above 80 % of calm after the fault's own second.
+        let back = window
+            .iter()
+            .skip(1)
+            .find(|s| s.1 * 5 >= base * 4)
+            .map_or("not within".to_owned(), |s| format!("{}", s.0 - from));
+        out.push_str(&format!(
+            "{:<32} {:>6} {:>14.1} {:>12}\n",
+            FAULTS[i],
+            from,
+            max as f64 / 1000.0,
+            back
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_on_a_single_redis_keeps_every_acked_event_once_and_in_order() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    chaos("single", Redis::Single(redis)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_on_a_redis_cluster_keeps_every_acked_event_once_and_in_order() {
+    let redis = tokio::task::spawn_blocking(|| RedisCluster::start(3, 1))
+        .await
+        .unwrap()
+        .unwrap();
+    chaos("cluster", Redis::Cluster(redis)).await;
+}
