@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 RELEASE := $(TARGET_DIR)/release
 
-.PHONY: run test deps build fmt lint unit loadtest bench-peers chaos
+.PHONY: run test deps build fmt lint unit loadtest bench-peers chaos soak
 
 ## run: install what is missing, build release, start the whole cluster in the foreground;
 ## settings in the environment or on the command line (make passes them on), e.g.
@@ -38,6 +38,13 @@ bench-peers: deps
 chaos: deps
 	$(CARGO) build -p api-server -p edge-server
 	CHAOS_LONG=1 $(CARGO) test -p loadtest --test chaos -- --nocapture --test-threads 1
+
+## soak: 30 minutes (SOAK_MINUTES) of fanout to 2,000 sockets on 2 edges with a fault every
+## 4 minutes (SOAK_FAULT_SECS); samples RSS, open files and connections of every process each
+## minute and plots them (soak.csv, soak.svg in SOAK_OUT, default $(TARGET_DIR)/soak)
+soak: deps
+	$(CARGO) build -p api-server -p edge-server
+	$(CARGO) test -p loadtest --test soak -- --ignored --nocapture
 
 deps:
 	@./scripts/install-deps.sh

@@ -16,134 +16,14 @@ use std::{
 };
 
 use cluster::Cluster;
-use common::{loadtest, read_json};
+use common::{
+    faults::{fault, Pace, Redis, Target, FAULTS},
+    loadtest, read_json,
+};
 use testkit::{PgServer, RedisCluster, RedisServer};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 mod common;
-
-/// The Redis the cluster runs on, as the faults need it.
-enum Redis {
-    Single(RedisServer),
-    Cluster(RedisCluster),
-}
-
-impl Redis {
-    fn url(&self) -> String {
-        match self {
-            Redis::Single(r) => r.url(),
-            Redis::Cluster(c) => c.url(),
-        }
-    }
-
-    /// Single: killed and started empty. Cluster: a master killed (its replica takes over),
-    /// then started again (it rejoins as a replica).
-    fn restart(&mut self) {
-        match self {
-            Redis::Single(r) => {
-                r.kill();
-                std::thread::sleep(Duration::from_millis(500));
-                r.restart().unwrap();
-            }
-            Redis::Cluster(c) => {
-                let master = c.masters()[0];
-                let replica = c.replica_of(master).unwrap();
-                c.kill(master).unwrap();
-                c.wait_master(replica, Duration::from_secs(30)).unwrap();
-                c.restart(master).unwrap();
-            }
-        }
-    }
-
-    /// Every Redis drops its pub/sub connections.
-    fn kill_pubsub_clients(&self) {
-        let kill = ["CLIENT", "KILL", "TYPE", "pubsub"];
-        match self {
-            Redis::Single(r) => drop(r.command(&kill).unwrap()),
-            Redis::Cluster(c) => {
-                for port in c.running() {
-                    c.command(port, &kill).unwrap();
-                }
-            }
-        }
-    }
-}
-
-/// How long the faults take.
-struct Pace {
-    /// From one fault to the next.
-    between: Duration,
-    /// How long an edge stays frozen (SIGSTOP).
-    frozen: Duration,
-}
-
-impl Pace {
-    fn from_env() -> Self {
-        if std::env::var_os("CHAOS_LONG").is_some() {
-            Pace {
-                between: Duration::from_secs(15),
-                frozen: Duration::from_secs(20),
-            }
-        } else {
-            Pace {
-                between: Duration::from_secs(3),
-                frozen: Duration::from_secs(5),
-            }
-        }
-    }
-}
-
-const FAULTS: [&str; 7] = [
-    "edge-1 killed -9, restarted",
-    "Redis restarted",
-    "CLIENT KILL TYPE pubsub",
-    "PostgreSQL stopped 3 s",
-    "edge-2 SIGTERM, restarted",
-    "edge-3 SIGSTOP, SIGCONT",
-    "api-server killed, restarted",
-];
-
-/// Makes fault `i` happen (and undoes it).
-async fn fault(i: usize, cluster: &mut Cluster, redis: &mut Redis, pg: &mut PgServer, p: &Pace) {
-    match i {
-        0 => {
-            cluster.kill_edge(0, libc::SIGKILL).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            cluster.start_edge(0).await.unwrap();
-        }
-        1 => tokio::task::block_in_place(|| redis.restart()),
-        2 => redis.kill_pubsub_clients(),
-        3 => {
-            tokio::task::block_in_place(|| pg.stop());
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            tokio::task::block_in_place(|| pg.start_again()).unwrap();
-        }
-        4 => {
-            cluster.kill_edge(1, libc::SIGTERM).await.unwrap();
-            cluster.start_edge(1).await.unwrap();
-        }
-        5 => {
-            let pid = cluster.edge_pid(2).unwrap().to_string();
-            signal("-STOP", &pid).await;
-            tokio::time::sleep(p.frozen).await;
-            signal("-CONT", &pid).await;
-        }
-        _ => {
-            cluster.kill_api(0, libc::SIGKILL).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            cluster.start_api(0).await.unwrap();
-        }
-    }
-}
-
-async fn signal(sig: &str, pid: &str) {
-    let ok = tokio::process::Command::new("kill")
-        .args([sig, pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(ok.success(), "kill {sig} {pid}");
-}
 
 async fn chaos(name: &str, mut redis: Redis) {
     let pace = Pace::from_env();
@@ -229,7 +109,13 @@ async fn chaos(name: &str, mut redis: Redis) {
             t0.elapsed().as_secs_f64(),
             FAULTS[i]
         );
-        fault(i, &mut cluster, &mut redis, &mut pg, &pace).await;
+        let mut target = Target {
+            cluster: &mut cluster,
+            edges: 3,
+            redis: &mut redis,
+            pg: &mut pg,
+        };
+        fault(i, &mut target, &pace).await;
     }
     let status = tokio::time::timeout(sending + Duration::from_secs(120), child.wait())
         .await

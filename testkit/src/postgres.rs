@@ -57,6 +57,11 @@ impl PgServer {
         Ok(s)
     }
 
+    /// The postmaster's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// URL of database `db` on this server.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)

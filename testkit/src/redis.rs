@@ -28,6 +28,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The server's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server at once (SIGKILL): everything in it is gone.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -2,6 +2,8 @@
 //! on free ports, running the `loadtest` binary and reading its JSON report.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod faults;
+
 use std::path::{Path, PathBuf};
 
 use cluster::Options;
