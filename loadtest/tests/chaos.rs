@@ -101,14 +101,10 @@ async fn chaos(name: &str, mut redis: Redis) {
     });
     let t0 = Instant::now();
     let mut at = Vec::new();
-    for i in 0..FAULTS.len() {
+    for (i, what) in FAULTS.iter().enumerate() {
         tokio::time::sleep(pace.between).await;
         at.push(t0.elapsed());
-        eprintln!(
-            "chaos {name}: {:>5.1} s {}",
-            t0.elapsed().as_secs_f64(),
-            FAULTS[i]
-        );
+        eprintln!("chaos {name}: {:>5.1} s {what}", t0.elapsed().as_secs_f64());
         let mut target = Target {
             cluster: &mut cluster,
             edges: 3,
