@@ -6,7 +6,8 @@
 //! Who may make which change is decided by the caller (`shared::chat`), on the facts read
 //! here under the lock.
 
-use tokio_postgres::{Row, Transaction};
+use deadpool_postgres::Transaction;
+use tokio_postgres::{Row, Statement};
 
 use super::messages::{message, MESSAGE_COLS};
 use super::{Store, StoreError};
@@ -160,7 +161,11 @@ impl Store {
         let tx = c.transaction().await?;
         let Some(ch) = tx
             .query_opt(
-                "SELECT last_seq FROM channels WHERE id = $1 FOR UPDATE",
+                &prepared(
+                    &tx,
+                    "SELECT last_seq FROM channels WHERE id = $1 FOR UPDATE",
+                )
+                .await?,
                 &[&channel_id],
             )
             .await?
@@ -183,6 +188,12 @@ impl Store {
     }
 }
 
+/// `sql` through the connection's statement cache: a change runs ten-odd statements, each
+/// parsed and planned once per pooled connection rather than once per change.
+async fn prepared(tx: &Transaction<'_>, sql: &str) -> Result<Statement, StoreError> {
+    Ok(tx.prepare_cached(sql).await?)
+}
+
 /// Locks the channel row (as sends do) and reads the caller's role: `(exists, last_seq, role)`.
 async fn lock_channel(
     tx: &Transaction<'_>,
@@ -190,7 +201,7 @@ async fn lock_channel(
 ) -> Result<(bool, i64, Option<Role>), StoreError> {
     let Some(ch) = tx
         .query_opt(
-            "SELECT last_seq FROM channels WHERE id = $1 FOR UPDATE",
+            &prepared(tx, "SELECT last_seq FROM channels WHERE id = $1 FOR UPDATE").await?,
             &[&change.channel_id],
         )
         .await?
@@ -199,7 +210,11 @@ async fn lock_channel(
     };
     let role = tx
         .query_opt(
-            "SELECT role FROM channel_members WHERE channel_id = $1 AND user_id = $2",
+            &prepared(
+                tx,
+                "SELECT role FROM channel_members WHERE channel_id = $1 AND user_id = $2",
+            )
+            .await?,
             &[&change.channel_id, &change.user_id],
         )
         .await?
@@ -217,10 +232,13 @@ async fn recorded(
         "SELECT {EVENT_COLS} FROM channel_events e
          WHERE e.channel_id = $1 AND e.user_id = $2 AND e.client_msg_id = $3"
     );
-    tx.query_opt(&q, &[&change.channel_id, &change.user_id, &key])
-        .await?
-        .map(|r| event(&r))
-        .transpose()
+    tx.query_opt(
+        &prepared(tx, &q).await?,
+        &[&change.channel_id, &change.user_id, &key],
+    )
+    .await?
+    .map(|r| event(&r))
+    .transpose()
 }
 
 async fn message_by_id(
@@ -233,7 +251,7 @@ async fn message_by_id(
          WHERE m.channel_id = $1 AND m.id = $2"
     );
     Ok(tx
-        .query_opt(&q, &[&channel_id, &id])
+        .query_opt(&prepared(tx, &q).await?, &[&channel_id, &id])
         .await?
         .map(|r| message(&r)))
 }
@@ -247,7 +265,10 @@ async fn message_at(
         "SELECT {MESSAGE_COLS} FROM messages m JOIN users u ON u.id = m.sender_id
          WHERE m.channel_id = $1 AND m.seq = $2"
     );
-    Ok(message(&tx.query_one(&q, &[&channel_id, &seq]).await?))
+    Ok(message(
+        &tx.query_one(&prepared(tx, &q).await?, &[&channel_id, &seq])
+            .await?,
+    ))
 }
 
 /// Applies the change to the message's state (and `message`); `None` when it changes nothing.
@@ -261,8 +282,12 @@ async fn apply(
         ChangeKind::Edit { content } => {
             let r = tx
                 .query_one(
-                    "UPDATE messages SET content = $3, edited_at = now()
+                    &prepared(
+                        tx,
+                        "UPDATE messages SET content = $3, edited_at = now()
                      WHERE channel_id = $1 AND seq = $2 RETURNING edited_at",
+                    )
+                    .await?,
                     &[&ch, &seq, content],
                 )
                 .await?;
@@ -271,8 +296,12 @@ async fn apply(
             // The content's mentions, as the update's trigger left them.
             message.mentions = tx
                 .query_one(
-                    "SELECT ARRAY(SELECT user_id FROM message_mentions
+                    &prepared(
+                        tx,
+                        "SELECT ARRAY(SELECT user_id FROM message_mentions
                                    WHERE channel_id = $1 AND message_seq = $2 ORDER BY user_id)",
+                    )
+                    .await?,
                     &[&ch, &seq],
                 )
                 .await?
@@ -288,19 +317,31 @@ async fn apply(
             }
             // The content leaves storage: the message row, its edits, and its reactions.
             tx.execute(
-                "UPDATE messages SET content = '', deleted_at = now()
+                &prepared(
+                    tx,
+                    "UPDATE messages SET content = '', deleted_at = now()
                  WHERE channel_id = $1 AND seq = $2",
+                )
+                .await?,
                 &[&ch, &seq],
             )
             .await?;
             tx.execute(
-                "UPDATE channel_events SET content = NULL
+                &prepared(
+                    tx,
+                    "UPDATE channel_events SET content = NULL
                  WHERE channel_id = $1 AND message_seq = $2 AND content IS NOT NULL",
+                )
+                .await?,
                 &[&ch, &seq],
             )
             .await?;
             tx.execute(
-                "DELETE FROM message_reactions WHERE channel_id = $1 AND message_seq = $2",
+                &prepared(
+                    tx,
+                    "DELETE FROM message_reactions WHERE channel_id = $1 AND message_seq = $2",
+                )
+                .await?,
                 &[&ch, &seq],
             )
             .await?;
@@ -319,7 +360,10 @@ async fn apply(
                  WHERE channel_id = $1 AND message_seq = $2 AND emoji = $3 AND user_id = $4"
             };
             if tx
-                .execute(sql, &[&ch, &seq, emoji, &change.user_id])
+                .execute(
+                    &prepared(tx, sql).await?,
+                    &[&ch, &seq, emoji, &change.user_id],
+                )
                 .await?
                 == 0
             {
@@ -327,8 +371,12 @@ async fn apply(
             }
             let count: i64 = tx
                 .query_one(
-                    "SELECT count(*) FROM message_reactions
+                    &prepared(
+                        tx,
+                        "SELECT count(*) FROM message_reactions
                      WHERE channel_id = $1 AND message_seq = $2 AND emoji = $3",
+                    )
+                    .await?,
                     &[&ch, &seq, emoji],
                 )
                 .await?
@@ -365,11 +413,9 @@ async fn record(
             last_reply_at,
         } => (None, None, Some(*reply_count), Some(*last_reply_at)),
     };
-    let r = tx
-        .query_one(
-            "INSERT INTO channel_events (channel_id, seq, kind, message_id, message_seq, user_id,
+    let r = tx.query_one(&prepared(tx, "INSERT INTO channel_events (channel_id, seq, kind, message_id, message_seq, user_id,
                                          content, emoji, count, at, client_msg_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING created_at",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING created_at").await?,
             &[
                 &channel_id,
                 &seq,
@@ -386,7 +432,7 @@ async fn record(
         )
         .await?;
     tx.execute(
-        "UPDATE channels SET last_seq = $2 WHERE id = $1",
+        &prepared(tx, "UPDATE channels SET last_seq = $2 WHERE id = $1").await?,
         &[&channel_id, &seq],
     )
     .await?;
