@@ -1,0 +1,87 @@
+//! The web client in a real browser: a cluster (two edges behind HAProxy) started here, and
+//! `clients/js/test-browser/chat.mjs` run against it: Debian's `chromium` driven by
+//! `playwright-core` (both installed by `scripts/install-deps.sh`), two users in two browser
+//! contexts on two edges, chat, edit, react, thread, DM and mention, then one user's edge
+//! killed (-9) under them. Screenshots of each step go to `<target>/browser-test/`.
+//! Skipped, saying so, only where `node` is not installed.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+/// Bound on the browser script (it takes well under a minute).
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(150);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_chat_in_chromium_across_an_edge_kill() {
+    let Some(version) = common::control::node_version() else {
+        eprintln!("skipped: `node` is not installed (the browser test needs Node 20.10 or later)");
+        return;
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../clients/js/test-browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "no {chromium}: run scripts/install-deps.sh (installs Debian's chromium), or set CHROMIUM"
+    );
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "no playwright-core in {}: run scripts/install-deps.sh (npm ci there)",
+        dir.display()
+    );
+    let out = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|d| d.parent())
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("browser-test");
+    let _ = std::fs::remove_dir_all(&out);
+
+    let t = common::start(2).await;
+    let chat_url = t.cluster.http_url();
+    let cluster = Arc::new(Mutex::new(t));
+    let (control_url, control) = common::control::start(cluster.clone()).await;
+
+    let started = Instant::now();
+    let run = tokio::process::Command::new("node")
+        .arg("chat.mjs")
+        .current_dir(&dir)
+        .env("CHAT_URL", &chat_url)
+        .env("CHAT_CONTROL_URL", &control_url)
+        .env("CHROMIUM", &chromium)
+        .env("OUT_DIR", &out)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let result = tokio::time::timeout(SCRIPT_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| panic!("the browser test did not finish within {SCRIPT_TIMEOUT:?}"))
+        .unwrap();
+    let took = started.elapsed();
+    control.abort();
+    let _ = control.await;
+    drop(cluster);
+
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    println!(
+        "node {version}, browser test in {took:.1?}, screenshots in {}:\n{stdout}\n{stderr}",
+        out.display()
+    );
+    assert!(
+        result.status.success(),
+        "the browser test failed ({}) after {took:.1?}:\n{stdout}\n{stderr}",
+        result.status
+    );
+    assert!(
+        stdout.contains("passed:"),
+        "the script did not finish:\n{stdout}"
+    );
+}
