@@ -340,7 +340,8 @@ function renderPeople() {
 async function join(id) {
   try {
     const c = await S.rest.join(id);
-    S.channels.set(c.id, c);
+    // Its history is all new to the user: no "New" divider above all of it.
+    S.channels.set(c.id, { ...c, unread: 0, mentions: 0 });
     await select(c.id);
   } catch (e) {
     fail(e);

@@ -138,3 +138,25 @@ pub async fn method_not_allowed() -> impl IntoResponse {
     let body = json!({"error": {"code": "bad_request", "message": "method not allowed"}});
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    /// A module added to the library but not here would be a 404 for the page's imports.
+    #[test]
+    fn every_module_of_the_javascript_client_is_served() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/js/src");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if !name.ends_with(".js") {
+                continue;
+            }
+            let path = format!("/js/chat-client/{name}");
+            assert!(
+                ASSETS.iter().any(|(p, _, _)| *p == path),
+                "{path} is not in ASSETS"
+            );
+        }
+    }
+}

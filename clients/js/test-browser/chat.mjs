@@ -178,13 +178,20 @@ try {
   // With edge-2 out of rotation at the kill, her first reconnect goes to the dead edge-1,
   // which HAProxy retries for a few seconds before redispatching: long enough to see.
   await alice.page.evaluate(() => {
+    // Every state the page shows, with whether the reconnecting banner was up with it.
     window.seenStates = [];
     const conn = document.getElementById('conn');
-    new MutationObserver(() => window.seenStates.push(conn.dataset.state)).observe(conn, { attributes: true });
+    const banner = document.getElementById('banner');
+    const note = () => {
+      const seen = `${conn.dataset.state}${banner.hidden ? '' : '+banner'}`;
+      if (window.seenStates.at(-1) !== seen) window.seenStates.push(seen);
+    };
+    new MutationObserver(note).observe(conn, { attributes: true });
+    new MutationObserver(note).observe(banner, { attributes: true });
   });
   await control('/haproxy/edge-2/drain');
   await control('/edges/edge-1/kill');
-  await alice.page.locator('#banner', { hasText: 'Reconnecting' }).waitFor();
+  await alice.page.waitForFunction(() => window.seenStates.some((s) => s.startsWith('reconnecting')));
   await control('/haproxy/edge-2/ready');
   const during = ['while you were away 1', 'while you were away 2', 'while you were away 3'];
   for (const text of during) {
@@ -199,7 +206,8 @@ try {
   assert.ok(await alice.page.locator('#banner').isHidden(), 'the banner goes once back');
   const states = await alice.page.evaluate(() => window.seenStates);
   log(`alice's states: ${states.join(' -> ')}; ${await alice.page.locator('#conn').textContent()}`);
-  assert.ok(states.includes('reconnecting'), `the page showed the reconnecting state: ${states}`);
+  assert.ok(states.includes('reconnecting+banner'), `the page showed the reconnecting state: ${states}`);
+  assert.equal(states.at(-1), 'ready', 'the page is back, without the banner');
   assert.ok((await alice.page.locator('#conn').textContent()).includes('edge-2'), 'alice is back on edge-2');
   const expected = ['hello from alice, edited', 'hi alice', '@bob look at this', ...during];
   for (const page of [alice.page, bob.page]) await message(page, during[2]).waitFor();
