@@ -8,11 +8,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use tokio::sync::Mutex;
+use std::time::Duration;
 
 /// Bound on the whole JavaScript suite.
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -30,44 +26,23 @@ async fn js_client_passes_its_tests_against_a_real_cluster() {
         "node {version} is too old: the clients/js tests need 20.10 or later (WebSocket)"
     );
     let t = common::start(2).await;
-    let chat_url = t.cluster.http_url();
     let secret = t.cluster.jwt_secret().to_owned();
-    let cluster = Arc::new(Mutex::new(t));
-    let (control_url, control) = common::control::start(cluster.clone()).await;
-
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../clients/js");
-    let started = Instant::now();
-    let run = tokio::process::Command::new("node")
-        .args([
-            "--experimental-websocket",
-            "--test",
-            "--test-concurrency=1",
-            "--test-reporter=spec",
-            "test/",
-        ])
-        .current_dir(&dir)
-        .env("CHAT_URL", &chat_url)
-        .env("CHAT_CONTROL_URL", &control_url)
-        .env("CHAT_JWT_SECRET", &secret)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(NODE_TIMEOUT, run)
-        .await
-        .unwrap_or_else(|_| panic!("node --test did not finish within {NODE_TIMEOUT:?}"))
-        .unwrap();
-    let took = started.elapsed();
-    control.abort();
-    let _ = control.await;
-    drop(cluster);
-
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let args = [
+        "--experimental-websocket",
+        "--test",
+        "--test-concurrency=1",
+        "--test-reporter=spec",
+        "test/",
+    ];
+    let env = [("CHAT_JWT_SECRET", secret.as_str())];
+    let run = common::control::run_node(t, &dir, &args, &env, NODE_TIMEOUT).await;
+    let (stdout, stderr, took) = (&run.stdout, &run.stderr, run.took);
     println!("node {version}, clients/js tests in {took:.1?}:\n{stdout}\n{stderr}");
     assert!(
-        out.status.success(),
+        run.status.success(),
         "node --test failed ({}) after {took:.1?}:\n{stdout}\n{stderr}",
-        out.status
+        run.status
     );
     assert!(
         stdout.contains("skipped 0"),

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { Rest } from '../src/index.js';
 
 const URL = process.env.CHAT_URL;
 const CONTROL = process.env.CHAT_CONTROL_URL;
@@ -67,7 +68,9 @@ async function register({ page, name }, edge) {
 
 /** The main list's message texts, in page order. */
 const bodies = (page) => page.locator('#messages .msg .body').allTextContents();
-const message = (page, text) => page.locator('#messages .msg', { has: page.locator('.body', { hasText: text }) });
+/** The main list's message whose text is exactly `text`. */
+const message = (page, text) =>
+  page.locator('#messages .msg', { has: page.locator('.body', { hasText: new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
 
 /** Every control has an accessible name (a label, aria-label or text). */
 async function assertNamed(page, who) {
@@ -113,6 +116,31 @@ try {
   await alice.page.getByLabel('Message', { exact: true }).press('Enter');
   await message(alice.page, 'hello from alice').waitFor();
 
+  // History: 60 messages sent over REST; the page shows the newest 50 and loads the rest when
+  // scrolled to the top.
+  const rest = new Rest(URL);
+  await rest.login('alice', 'correct-horse-9');
+  const archive = await rest.createChannel('archive');
+  for (let i = 1; i <= 60; i += 1) {
+    for (;;) {
+      try {
+        await rest.sendMessage(archive.id, `archived ${i}`);
+        break;
+      } catch (e) {
+        if (e.code !== 'rate_limited') throw e;
+        await new Promise((r) => setTimeout(r, e.retryAfterMs ?? 100));
+      }
+    }
+  }
+  await alice.page.locator('#channels button', { hasText: 'archive' }).click();
+  await message(alice.page, 'archived 60').waitFor();
+  assert.equal((await bodies(alice.page)).length, 50, 'the newest 50 first');
+  await alice.page.locator('#log').evaluate((e) => e.scrollTo(0, 0));
+  await message(alice.page, 'archived 1').waitFor();
+  assert.deepEqual(await bodies(alice.page), Array.from({ length: 60 }, (_, i) => `archived ${i + 1}`));
+  await alice.page.locator('#channels button', { hasText: 'general' }).click();
+  await message(alice.page, 'hello from alice').waitFor();
+
   // 2. Bob signs up on edge-2 (edge-1 out of rotation), joins #general and sees the history.
   await control('/haproxy/edge-2/ready');
   await control('/haproxy/edge-1/drain');
@@ -143,6 +171,12 @@ try {
   await edited.locator('.reactions button[aria-pressed=true]', { hasText: '👍 1' }).waitFor();
   await shot(alice.page, 'edited-and-reacted');
   await shot(bob.page, 'edited-and-reacted');
+  await alice.page.getByLabel('Message', { exact: true }).fill('oops');
+  await alice.page.getByLabel('Message', { exact: true }).press('Enter');
+  await message(bob.page, 'oops').waitFor();
+  await message(alice.page, 'oops').hover();
+  await message(alice.page, 'oops').getByRole('button', { name: 'Delete message' }).click();
+  await message(bob.page, 'This message was deleted.').waitFor();
 
   // 5. Bob replies in a thread; Alice sees the reply count.
   await edited.hover();
@@ -209,7 +243,7 @@ try {
   assert.ok(states.includes('reconnecting+banner'), `the page showed the reconnecting state: ${states}`);
   assert.equal(states.at(-1), 'ready', 'the page is back, without the banner');
   assert.ok((await alice.page.locator('#conn').textContent()).includes('edge-2'), 'alice is back on edge-2');
-  const expected = ['hello from alice, edited', 'hi alice', '@bob look at this', ...during];
+  const expected = ['hello from alice, edited', 'hi alice', 'This message was deleted.', '@bob look at this', ...during];
   for (const page of [alice.page, bob.page]) await message(page, during[2]).waitFor();
   assert.deepEqual(await bodies(alice.page), expected, 'alice: every message once and in order');
   assert.deepEqual(await bodies(bob.page), expected, 'bob: every message once and in order');

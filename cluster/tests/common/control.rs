@@ -2,6 +2,8 @@
 //! browser test): plain HTTP `POST`s that freeze, kill, drain and restart edges of the
 //! cluster under test, and take them in and out of HAProxy's rotation.
 
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,53 @@ pub async fn start(cluster: Arc<Mutex<TestCluster>>) -> (String, tokio::task::Jo
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     (url, tokio::spawn(serve_control(listener, cluster)))
+}
+
+/// What a script printed, and how long it ran.
+pub struct NodeRun {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+/// Runs `node args` in `dir` against `cluster`, with its URL (`CHAT_URL`), the URL of a
+/// control server started for the run (`CHAT_CONTROL_URL`) and `envs`; panics when it takes
+/// longer than `timeout`. The cluster is stopped afterwards.
+pub async fn run_node(
+    cluster: TestCluster,
+    dir: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    timeout: Duration,
+) -> NodeRun {
+    let chat_url = cluster.cluster.http_url();
+    let cluster = Arc::new(Mutex::new(cluster));
+    let (control_url, control) = start(cluster.clone()).await;
+    let started = Instant::now();
+    let run = tokio::process::Command::new("node")
+        .args(args)
+        .current_dir(dir)
+        .env("CHAT_URL", &chat_url)
+        .env("CHAT_CONTROL_URL", &control_url)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(timeout, run)
+        .await
+        .unwrap_or_else(|_| panic!("node {args:?} did not finish within {timeout:?}"))
+        .unwrap();
+    let took = started.elapsed();
+    control.abort();
+    let _ = control.await;
+    drop(cluster);
+    NodeRun {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took,
+    }
 }
 
 /// `node --version`, or None when there is no `node`.
