@@ -50,18 +50,13 @@ async fn two_users_chat_in_chromium_across_an_edge_kill() {
         ("OUT_DIR", out.to_str().unwrap()),
     ];
     let run = common::control::run_node(t, &dir, &["chat.mjs"], &env, SCRIPT_TIMEOUT).await;
-    let (stdout, stderr, took) = (&run.stdout, &run.stderr, run.took);
-    println!(
-        "node {version}, browser test in {took:.1?}, screenshots in {}:\n{stdout}\n{stderr}",
+    run.print_and_check(&format!(
+        "node {version}, the browser test (screenshots in {})",
         out.display()
-    );
+    ));
     assert!(
-        run.status.success(),
-        "the browser test failed ({}) after {took:.1?}:\n{stdout}\n{stderr}",
-        run.status
-    );
-    assert!(
-        stdout.contains("passed:"),
-        "the script did not finish:\n{stdout}"
+        run.stdout.contains("passed:"),
+        "the script did not finish:\n{}",
+        run.stdout
     );
 }

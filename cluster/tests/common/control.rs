@@ -29,6 +29,19 @@ pub struct NodeRun {
     pub took: Duration,
 }
 
+impl NodeRun {
+    /// Prints what the script printed, headed by `what`; panics when it failed.
+    pub fn print_and_check(&self, what: &str) {
+        let (stdout, stderr, took) = (&self.stdout, &self.stderr, self.took);
+        println!("{what} in {took:.1?}:\n{stdout}\n{stderr}");
+        assert!(
+            self.status.success(),
+            "{what} failed ({}) after {took:.1?}:\n{stdout}\n{stderr}",
+            self.status
+        );
+    }
+}
+
 /// Runs `node args` in `dir` against `cluster`, with its URL (`CHAT_URL`), the URL of a
 /// control server started for the run (`CHAT_CONTROL_URL`) and `envs`; panics when it takes
 /// longer than `timeout`. The cluster is stopped afterwards.
