@@ -117,10 +117,11 @@ async function start(token) {
   const [mine] = await Promise.all([S.rest.myChannels(), refreshBrowse(), refreshUsers()]);
   for (const c of mine) S.channels.set(c.id, c);
   renderChannels();
+  // Before the first channel is shown, so its read marker is written (at the first `ready`).
+  openSocket(token);
   const first = [...S.channels.values()].find((c) => c.kind !== 'direct') ?? S.channels.values().next().value;
   if (first) await select(first.id);
   else renderLog();
-  openSocket(token);
 }
 
 // ---- the socket ------------------------------------------------------------------------------
