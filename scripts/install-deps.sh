@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `make run` and `make test` need and is missing: PostgreSQL, Redis and HAProxy
-# from the distribution's packages (and what the browser test needs: see its block below). Idempotent; prints what it does.
+# from the distribution's packages. Idempotent; prints what it does.
 set -euo pipefail
 
 missing=()
@@ -23,7 +23,7 @@ if [ ! -d "$browser_test/node_modules/playwright-core" ]; then
     echo "install-deps: npm ci in clients/js/test-browser (playwright-core)"
     (cd "$browser_test" && npm ci --no-audit --no-fund --loglevel=error)
   else
-    echo "install-deps: npm is missing: the browser test will fail (install Node 20.10+ and npm)" >&2
+    echo "install-deps: npm is missing: the browser test will fail (install Node 18+ and npm)" >&2
   fi
 fi
 # --- end of the browser test block
