@@ -12,6 +12,22 @@ have_pg || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 
+# --- Browser test (cluster/tests/browser.rs): Debian's chromium with an emoji font, and
+# playwright-core pinned in clients/js/test-browser/package-lock.json (`npm ci`, needs npm).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+dpkg-query -W -f='${Status}' fonts-noto-color-emoji 2>/dev/null | grep -q 'ok installed' \
+  || missing+=(fonts-noto-color-emoji)
+browser_test="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/clients/js/test-browser"
+if [ ! -d "$browser_test/node_modules/playwright-core" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "install-deps: npm ci in clients/js/test-browser (playwright-core)"
+    (cd "$browser_test" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    echo "install-deps: npm is missing: the browser test will fail (install Node 18+ and npm)" >&2
+  fi
+fi
+# --- end of the browser test block
+
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -15,6 +15,9 @@ use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_frame_bytes;
+    let assets = ops::ASSETS.iter().fold(Router::new(), |r, (path, _, _)| {
+        r.route(path, get(ops::asset))
+    });
     Router::new()
         .route("/api/register", post(accounts::register))
         .route("/api/login", post(accounts::login))
@@ -60,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/", get(ops::index))
+        .merge(assets)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -208,7 +208,22 @@ async fn health_metrics_web_client_and_unknown_routes() {
     );
     let (status, html) = app.text("/").await;
     assert_eq!(status, 200);
-    assert!(html.contains("<html") && html.contains("/ws?token="));
+    assert!(html.contains("<html") && html.contains(r#"src="/app.js""#));
+    // The page's assets and the JavaScript client library it imports, embedded in the binary.
+    for (path, needle) in [
+        ("/app.js", "/js/chat-client/index.js"),
+        ("/app.css", ".msg"),
+        ("/favicon.ico", "<svg"),
+        ("/favicon.svg", "<svg"),
+        ("/js/chat-client/index.js", "export { connect"),
+        ("/js/chat-client/client.js", "export class ChatClient"),
+    ] {
+        let (status, body) = app.text(path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains(needle), "{path}: {body:.200}");
+    }
+    let r = app.get("/js/chat-client/nope.js", None).await;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
     let r = app.get("/api/nope", None).await;
     assert_eq!((r.status, r.code()), (404, "not_found"));
 }

@@ -3,6 +3,7 @@
 //! and resume.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod control;
 pub mod member;
 
 use std::path::PathBuf;
