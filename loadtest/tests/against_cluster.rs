@@ -4,11 +4,10 @@
 //! 2,000 reconnects ends gap-free on far fewer PostgreSQL history reads than sockets.
 #![allow(clippy::unwrap_used)]
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use cluster::Cluster;
 use common::{loadtest, read_json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 mod common;
 
@@ -150,63 +149,32 @@ const SMALL_KILL: KillRun<'static> = KillRun {
 async fn run_with_edge_killed(run: &KillRun<'_>) -> Killed {
     let mut cluster = start_cluster(2).await;
     let json = cluster.data_dir().join("kill.json");
-    let targets: Vec<String> = cluster
-        .edge_addrs()
-        .iter()
-        .map(|a| format!("ws://{a}"))
-        .collect();
-    let mut args: Vec<String> = [
-        "--target",
-        &cluster.http_url(),
-        "--ws-targets",
-        &targets.join(","),
-        "--scenario",
-        run.scenario,
-        "--users",
-        &run.users.to_string(),
-        "--sockets-per-user",
-        &run.sockets_per_user.to_string(),
-        "--channels",
-        &run.channels.to_string(),
-        "--rate",
-        &run.rate.to_string(),
-        "--duration",
-        run.duration,
-        "--grace",
-        run.grace,
-        "--json",
-        json.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(run.extra.iter().map(|s| s.to_string()));
-    let mut child = loadtest(&args)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    // Wait for the send phase, then crash edge-1 while messages keep flowing through edge-2.
-    let sending = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(l) = lines.next_line().await.unwrap() {
-            if l.contains("sending for") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap();
-    assert!(sending, "loadtest never reached its send phase");
+    let mut args = common::direct_to_edges(
+        &cluster,
+        &[
+            "--scenario",
+            run.scenario,
+            "--users",
+            &run.users.to_string(),
+            "--sockets-per-user",
+            &run.sockets_per_user.to_string(),
+            "--channels",
+            &run.channels.to_string(),
+            "--rate",
+            &run.rate.to_string(),
+            "--duration",
+            run.duration,
+            "--grace",
+            run.grace,
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    args.extend(common::strings(run.extra));
+    // Crash edge-1 into the send phase while messages keep flowing through edge-2.
+    let mut child = common::start_sending(&args).await;
     tokio::time::sleep(run.kill_after).await;
     cluster.kill_edge(0, libc::SIGKILL).await.unwrap();
-    // Shown if the test fails: the loadtest describes any duplicate or reorder there.
-    tokio::spawn(async move {
-        while let Ok(Some(l)) = lines.next_line().await {
-            eprintln!("loadtest: {l}");
-        }
-    });
     let status = tokio::time::timeout(Duration::from_secs(90), child.wait())
         .await
         .unwrap()

@@ -10,107 +10,62 @@
 //! and the edge frozen for 20 s.
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use cluster::Cluster;
 use common::{
     faults::{fault, Pace, Redis, Target, FAULTS},
-    loadtest, read_json,
+    read_json,
 };
-use testkit::{PgServer, RedisCluster, RedisServer};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use testkit::{RedisCluster, RedisServer};
 
 mod common;
 
 async fn chaos(name: &str, mut redis: Redis) {
     let pace = Pace::from_env();
-    let mut pg = tokio::task::spawn_blocking(PgServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    let db = pg.url("postgres");
-    let mut c = shared::store::migrate::connect(&db).await.unwrap();
-    shared::store::migrate::run(&mut c).await.unwrap();
-    drop(c);
-    let mut cluster = Cluster::start(common::options(3, db.clone(), redis.url()))
-        .await
-        .unwrap();
+    let (mut pg, db, mut cluster) = common::cluster_on_own_pg(3, redis.url()).await;
     let json = cluster.data_dir().join(format!("{name}.json"));
-    let targets: Vec<String> = cluster
-        .edge_addrs()
-        .iter()
-        .map(|a| format!("ws://{a}"))
-        .collect();
     // Every fault, the freeze, the time the faults themselves take (restarts, the drain, the
     // stopped database: about 20 s), and some calm before and after.
     let sending = pace.between * (FAULTS.len() as u32 + 2) + pace.frozen + Duration::from_secs(20);
-    let args: Vec<String> = [
-        "--target",
-        &cluster.http_url(),
-        "--ws-targets",
-        &targets.join(","),
-        "--scenario",
-        "mixed",
-        "--resume",
-        "--max-reconnects",
-        "1000",
-        "--users",
-        "30",
-        "--sockets-per-user",
-        "2",
-        "--channels",
-        "6",
-        "--rate",
-        "60",
-        "--duration",
-        &format!("{}s", sending.as_secs()),
-        "--grace",
-        "40s",
-        "--check-db",
-        &db,
-        "--json",
-        json.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut child = loadtest(&args)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let started = tokio::time::timeout(Duration::from_secs(90), async {
-        while let Some(l) = lines.next_line().await.unwrap() {
-            if l.contains("sending for") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap();
-    assert!(started, "loadtest never reached its send phase");
-    tokio::spawn(async move {
-        while let Ok(Some(l)) = lines.next_line().await {
-            eprintln!("loadtest: {l}");
-        }
-    });
+    let args = common::direct_to_edges(
+        &cluster,
+        &[
+            "--scenario",
+            "mixed",
+            "--resume",
+            "--max-reconnects",
+            "1000",
+            "--users",
+            "30",
+            "--sockets-per-user",
+            "2",
+            "--channels",
+            "6",
+            "--rate",
+            "60",
+            "--duration",
+            &format!("{}s", sending.as_secs()),
+            "--grace",
+            "40s",
+            "--check-db",
+            &db,
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let mut child = common::start_sending(&args).await;
     let t0 = Instant::now();
     let mut at = Vec::new();
+    let mut target = Target {
+        cluster: &mut cluster,
+        edges: 3,
+        redis: &mut redis,
+        pg: &mut pg,
+    };
     for (i, what) in FAULTS.iter().enumerate() {
         tokio::time::sleep(pace.between).await;
         at.push(t0.elapsed());
         eprintln!("chaos {name}: {:>5.1} s {what}", t0.elapsed().as_secs_f64());
-        let mut target = Target {
-            cluster: &mut cluster,
-            edges: 3,
-            redis: &mut redis,
-            pg: &mut pg,
-        };
         fault(i, &mut target, &pace).await;
     }
     let status = tokio::time::timeout(sending + Duration::from_secs(120), child.wait())

@@ -116,59 +116,39 @@ async fn soak() {
         between: fault_every,
         frozen: Duration::from_secs(20),
     };
-    let mut pg = tokio::task::spawn_blocking(PgServer::start)
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .unwrap()
         .unwrap();
-    let db = pg.url("postgres");
-    let mut c = shared::store::migrate::connect(&db).await.unwrap();
-    shared::store::migrate::run(&mut c).await.unwrap();
-    drop(c);
-    let mut redis = Redis::Single(
-        tokio::task::spawn_blocking(RedisServer::start)
-            .await
-            .unwrap()
-            .unwrap(),
-    );
-    let mut cluster = Cluster::start(common::options(2, db.clone(), redis.url()))
-        .await
-        .unwrap();
+    let mut redis = Redis::Single(redis);
+    let (mut pg, db, mut cluster) = common::cluster_on_own_pg(2, redis.url()).await;
     let json = out.join("soak.json");
-    let targets: Vec<String> = cluster
-        .edge_addrs()
-        .iter()
-        .map(|a| format!("ws://{a}"))
-        .collect();
-    let args: Vec<String> = [
-        "--target",
-        &cluster.http_url(),
-        "--ws-targets",
-        &targets.join(","),
-        "--scenario",
-        "fanout",
-        "--resume",
-        "--max-reconnects",
-        "100000",
-        "--users",
-        "200",
-        "--sockets-per-user",
-        "10",
-        "--channels",
-        "10",
-        "--rate",
-        "20",
-        "--duration",
-        &format!("{minutes}m"),
-        "--grace",
-        "60s",
-        "--check-db",
-        &db,
-        "--json",
-        json.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = common::direct_to_edges(
+        &cluster,
+        &[
+            "--scenario",
+            "fanout",
+            "--resume",
+            "--max-reconnects",
+            "100000",
+            "--users",
+            "200",
+            "--sockets-per-user",
+            "10",
+            "--channels",
+            "10",
+            "--rate",
+            "20",
+            "--duration",
+            &format!("{minutes}m"),
+            "--grace",
+            "60s",
+            "--check-db",
+            &db,
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
     let mut child = loadtest(&args)
         .stderr(Stdio::inherit())
         .stdout(Stdio::piped())
