@@ -142,8 +142,12 @@ pub async fn run(
     tasks.cancel();
     background.close();
     let _ = tokio::time::timeout(Duration::from_secs(3), background.wait()).await;
-    let _ = redis.quit().await;
-    let _ = sub.quit().await;
+    // Bounded: a Redis that does not answer must not keep the process from exiting.
+    let quit = async {
+        let _ = redis.quit().await;
+        let _ = sub.quit().await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), quit).await;
     tracing::info!(edge = %edge.id, "edge stopped");
     Ok(())
 }
@@ -194,10 +198,13 @@ async fn drain(edge: &Arc<Edge>) {
     tracing::info!(edge = %edge.id, sockets = sockets.len(), "draining");
     let n = sockets.len().max(1) as u32;
     let step = edge.config.drain_spread / n;
-    for s in sockets {
+    let start = tokio::time::Instant::now();
+    for (i, s) in (1u32..).zip(sockets) {
         s.queue.close(session::RESTARTING, "edge restarting");
+        // On a schedule, not a sleep per socket: with thousands of sockets the step is below
+        // the timer's millisecond, and each sleep's overshoot would add up to many spreads.
         if !step.is_zero() {
-            tokio::time::sleep(step).await;
+            tokio::time::sleep_until(start + step * i).await;
         }
     }
     edge.tracker.close();

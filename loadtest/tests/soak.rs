@@ -160,7 +160,8 @@ async fn soak() {
     let mut samples = Vec::new();
     let mut next_sample = t0 + Duration::from_secs(60);
     let mut next_fault = t0 + fault_every;
-    let mut faults = 0;
+    // `SOAK_FIRST_FAULT`: start the cycle at another fault (to reproduce one).
+    let mut faults = env_u64("SOAK_FIRST_FAULT", 0) as usize;
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = Instant::now();

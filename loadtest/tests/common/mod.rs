@@ -45,7 +45,10 @@ pub fn options(edges: usize, database_url: String, redis_url: String) -> Options
     o.env = vec![
         ("ARGON2_MEMORY_KIB".into(), "256".into()),
         ("LOGIN_ATTEMPTS".into(), "100000".into()),
-        ("RUST_LOG".into(), "warn".into()),
+        (
+            "RUST_LOG".into(),
+            std::env::var("SERVERS_LOG").unwrap_or_else(|_| "warn".into()),
+        ),
     ];
     o
 }
