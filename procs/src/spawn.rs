@@ -102,6 +102,22 @@ pub fn wait_for_exit(child: &mut Child, timeout: Duration) -> io::Result<bool> {
     }
 }
 
+/// True while process `pid` exists (ours or not).
+pub fn alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists; no memory is touched.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Runs `f` when the process exits normally: the way to stop a server held in a static,
+/// which is never dropped.
+pub fn at_exit(f: extern "C" fn()) {
+    // SAFETY: registers a plain function without arguments; libc runs it once, at exit.
+    unsafe {
+        libc::atexit(f);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,21 +159,5 @@ mod tests {
             .nth(2)?
             .parse()
             .ok()
-    }
-}
-
-/// True while process `pid` exists (ours or not).
-pub fn alive(pid: libc::pid_t) -> bool {
-    // SAFETY: signal 0 only checks that the process exists; no memory is touched.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// Runs `f` when the process exits normally: the way to stop a server held in a static,
-/// which is never dropped.
-pub fn at_exit(f: extern "C" fn()) {
-    // SAFETY: registers a plain function without arguments; libc runs it once, at exit.
-    unsafe {
-        libc::atexit(f);
     }
 }
