@@ -21,6 +21,9 @@ pub struct Config {
     pub limits: Limits,
     /// Argon2id memory cost in KiB (`ARGON2_MEMORY_KIB`, default 19456 as recommended by OWASP).
     pub argon2_memory_kib: u32,
+    /// Text search configuration of message search (`SEARCH_LANGUAGE`, default `simple`); it
+    /// must be the one `messages.search` is built with (docs/API.md, "Search").
+    pub search_language: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -34,6 +37,7 @@ impl std::fmt::Debug for Config {
             .field("db_pool_size", &self.db_pool_size)
             .field("limits", &self.limits)
             .field("argon2_memory_kib", &self.argon2_memory_kib)
+            .field("search_language", &self.search_language)
             .finish()
     }
 }
@@ -53,11 +57,13 @@ impl Config {
             db_pool_size: 16,
             limits: Limits::default(),
             argon2_memory_kib: DEFAULT_ARGON2_MEMORY_KIB,
+            search_language: "simple".to_owned(),
         }
     }
 
     /// Reads `LISTEN`, `DATABASE_URL`, `REDIS_URL`, `JWT_SECRET`, `JWT_TTL_SECS`,
-    /// `DB_POOL_SIZE`, `ARGON2_MEMORY_KIB` and the limits of `shared::limits`.
+    /// `DB_POOL_SIZE`, `ARGON2_MEMORY_KIB`, `SEARCH_LANGUAGE` and the limits of
+    /// `shared::limits`.
     pub fn from_env() -> anyhow::Result<Self> {
         let secret =
             std::env::var("JWT_SECRET").context("JWT_SECRET is not set (at least 32 bytes)")?;
@@ -74,6 +80,7 @@ impl Config {
         c.db_pool_size = env_or("DB_POOL_SIZE", c.db_pool_size)?;
         c.limits = Limits::from_env()?;
         c.argon2_memory_kib = env_or("ARGON2_MEMORY_KIB", c.argon2_memory_kib)?;
+        c.search_language = env_or("SEARCH_LANGUAGE", c.search_language)?;
         Ok(c)
     }
 }

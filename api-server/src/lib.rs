@@ -49,6 +49,7 @@ pub async fn run(
     let jwt = JwtKeys::new(config.jwt_secret.as_bytes(), config.jwt_ttl)?;
     let store = Store::connect(&config.database_url, config.db_pool_size)?;
     migrate(&store, &shutdown).await?;
+    let search_language = check_search_language(&store, &config.search_language).await?;
     let redis = connect_redis(&config.redis_url).await?;
     let metrics = Metrics::default();
     let limits = Arc::new(config.limits.clone());
@@ -69,6 +70,7 @@ pub async fn run(
         passwords: Passwords::new(config.argon2_memory_kib).await?,
         logins: Arc::new(LoginLimiter::new(&config.limits)),
         metrics,
+        search_language: search_language.into(),
     };
     let tracker = TaskTracker::new();
     tracker.spawn(housekeeping(state.clone(), shutdown.clone()));
@@ -110,6 +112,23 @@ async fn migrate(store: &Store, shutdown: &CancellationToken) -> anyhow::Result<
             Err(e) => return Err(e.context("apply migrations")),
         }
     }
+}
+
+/// The configured search language as PostgreSQL names it; an error when it is not the one
+/// `messages.search` is built with (queries would not match what the index holds).
+async fn check_search_language(store: &Store, wanted: &str) -> anyhow::Result<String> {
+    let (built, wanted) = store
+        .search_languages(wanted)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .with_context(|| format!("SEARCH_LANGUAGE={wanted:?}"))?;
+    if built != wanted {
+        anyhow::bail!(
+            "SEARCH_LANGUAGE={wanted:?} but messages.search is built with {built:?}: run \
+             `SELECT set_search_language('{wanted}')` first (docs/API.md, \"Search\")"
+        );
+    }
+    Ok(wanted)
 }
 
 /// A Redis client that reconnects by itself forever. Start-up does not wait for Redis longer

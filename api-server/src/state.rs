@@ -26,4 +26,6 @@ pub struct AppState {
     pub passwords: Arc<Passwords>,
     pub logins: Arc<LoginLimiter>,
     pub metrics: Metrics,
+    /// The text search configuration of queries, the one `messages.search` is built with.
+    pub search_language: Arc<str>,
 }

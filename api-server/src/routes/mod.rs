@@ -5,6 +5,7 @@ mod changes;
 mod channels;
 mod messages;
 mod ops;
+mod search;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/channels", post(channels::create).get(channels::list))
         .route("/api/me/channels", get(channels::mine))
         .route("/api/me/mentions", get(messages::mentions))
+        .route("/api/search", get(search::search))
         .route("/api/me/blocks", get(accounts::blocks))
         .route(
             "/api/me/blocks/{user_id}",

@@ -10,6 +10,7 @@ mod channels;
 mod faults;
 mod messages;
 mod pubsub;
+mod search;
 mod support;
 mod threads;
 mod tokens;

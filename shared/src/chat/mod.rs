@@ -1,6 +1,6 @@
 //! The chat operations, written once for every transport: send, changes to a message (edit,
 //! delete, reactions), read markers, typing, channels and membership (with their events),
-//! roles, blocks, history, threads, mentions and `resume` replays. A REST route or
+//! roles, blocks, history, threads, mentions, search and `resume` replays. A REST route or
 //! a WebSocket frame handler parses its input, calls one of these, and renders the result;
 //! every rule, every store call and every event published lives here.
 
@@ -9,6 +9,7 @@ mod changes;
 mod error;
 mod membership;
 mod messages;
+mod search;
 mod threads;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use changes::{ChangeRequest, Changed};
 pub use error::ChatError;
 pub use membership::Direct;
 pub use messages::{PendingSend, SendRequest, Sent};
+pub use search::{SearchPage, SearchRequest, MAX_QUERY_CHARS};
 pub use threads::{Mentions, Thread};
 
 /// The user an operation acts for.

@@ -8,6 +8,7 @@ mod history;
 mod log;
 mod messages;
 pub mod migrate;
+mod search;
 mod users;
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use group_commit::{GroupCommit, GroupCommitConfig, OnStored, Outcome};
 pub use history::History;
 pub use log::Entry;
 pub use messages::{NewMessage, SendOutcome};
+pub use search::{Hit, SearchCursor, MARK_END, MARK_START};
 
 /// Errors of the store, split the way callers must treat them.
 #[derive(Debug, thiserror::Error)]
