@@ -1,5 +1,6 @@
 //! The REST api-server of SPEC section 3: accounts, channels, membership, direct messages,
-//! history, sends over HTTP and read markers, plus `/health`, `/metrics` and the web client.
+//! history, sends over HTTP, read markers, search and attachments, plus `/health`, `/metrics`
+//! and the web client.
 //!
 //! `run(config, listener, shutdown)` serves until the token is cancelled; `main` only reads
 //! the configuration, starts tracing and binds.
@@ -7,6 +8,7 @@
 mod config;
 mod error;
 mod extract;
+mod files;
 mod limiter;
 mod password;
 mod routes;
@@ -50,6 +52,11 @@ pub async fn run(
     let store = Store::connect(&config.database_url, config.db_pool_size)?;
     migrate(&store, &shutdown).await?;
     let search_language = check_search_language(&store, &config.search_language).await?;
+    let files = files::Files::open(
+        config.attachment_store.as_deref(),
+        &config.data_dir,
+        config.attachment_max_bytes,
+    )?;
     let redis = connect_redis(&config.redis_url).await?;
     let metrics = Metrics::default();
     let limits = Arc::new(config.limits.clone());
@@ -71,6 +78,7 @@ pub async fn run(
         logins: Arc::new(LoginLimiter::new(&config.limits)),
         metrics,
         search_language: search_language.into(),
+        files,
     };
     let tracker = TaskTracker::new();
     tracker.spawn(housekeeping(state.clone(), shutdown.clone()));

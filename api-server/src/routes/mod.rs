@@ -1,6 +1,7 @@
 //! The router: every route of SPEC section 3, the web client, and JSON fallbacks.
 
 mod accounts;
+mod attachments;
 mod changes;
 mod channels;
 mod messages;
@@ -25,6 +26,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me/channels", get(channels::mine))
         .route("/api/me/mentions", get(messages::mentions))
         .route("/api/search", get(search::search))
+        .route(
+            "/api/channels/{id}/attachments",
+            // The upload counts its bytes itself, against its own limit.
+            post(attachments::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/attachments/{id}", get(attachments::download))
         .route("/api/me/blocks", get(accounts::blocks))
         .route(
             "/api/me/blocks/{user_id}",

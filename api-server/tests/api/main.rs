@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod attachments;
 mod blocks;
 mod changes;
 mod channels;

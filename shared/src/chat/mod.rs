@@ -25,7 +25,7 @@ use crate::topics::Topic;
 pub use changes::{ChangeRequest, Changed};
 pub use error::ChatError;
 pub use membership::Direct;
-pub use messages::{PendingSend, SendRequest, Sent};
+pub use messages::{PendingSend, SendRequest, Sent, MAX_ATTACHMENTS};
 pub use search::{SearchPage, SearchRequest, MAX_QUERY_CHARS};
 pub use threads::{Mentions, Thread};
 
@@ -107,8 +107,8 @@ impl Chat {
         }
     }
 
-    /// Members only (see [`Chat::not_member`]).
-    async fn require_member(&self, channel_id: i64, user: i64) -> Result<(), ChatError> {
+    /// Members only: 404 when the channel does not exist, 403 when `user` is not in it.
+    pub async fn require_member(&self, channel_id: i64, user: i64) -> Result<(), ChatError> {
         if self.inner.store.is_member(channel_id, user).await? {
             return Ok(());
         }

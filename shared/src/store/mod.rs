@@ -1,6 +1,7 @@
 //! The PostgreSQL store: the source of truth for users, channels, membership, messages and
-//! the rest of each channel's log (edits, deletes, reactions).
+//! the rest of each channel's log (edits, deletes, reactions), search and attachments' facts.
 
+mod attachments;
 mod channels;
 mod events;
 mod group_commit;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
+pub use attachments::{attachment_url, NewAttachment};
 pub use channels::{DirectChannel, Join, Moderation};
 pub use events::{ChangeKind, ChangeOutcome, Facts, NewChange};
 pub use group_commit::{GroupCommit, GroupCommitConfig, OnStored, Outcome};
