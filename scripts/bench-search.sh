@@ -23,7 +23,7 @@ env DATA_DIR="$data" HTTP_PORT=$PB PG_PORT=$((PB + 1)) REDIS_PORT=$((PB + 2)) AP
   EDGE_PORT=$((PB + 20)) EDGES=1 ARGON2_MEMORY_KIB=1024 RUST_LOG=warn "$BIN/cluster" run \
   >"$OUT/cluster.log" 2>&1 &
 cluster=$!
-trap 'kill -INT $cluster 2>/dev/null; wait $cluster 2>/dev/null || true; rm -rf "$data"' EXIT
+trap 'kill -INT $cluster 2>/dev/null || true; wait $cluster 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 300); do
   [[ -s $data/cluster.json ]] && curl -fs "http://127.0.0.1:$PB/health" >/dev/null 2>&1 && break
   sleep 0.2

@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use shared::ServerFrame;
+
+use crate::pubsub::Sub;
 use crate::support::{test_config, Resp, TestApp};
 
 const PNG: &[u8] =
@@ -209,6 +212,7 @@ Content-Type: image/gif\r\n\r\n%PDF-1.7\nbody\r\n--XyZ--\r\n";
         .body;
 
     let ids = |v: &[&Value]| -> Vec<Value> { v.iter().map(|a| a["id"].clone()).collect() };
+    let mut sub = Sub::new(&[format!("channel-{c}")]).await;
     let r = app
         .send(
             &at,
@@ -218,6 +222,16 @@ Content-Type: image/gif\r\n\r\n%PDF-1.7\nbody\r\n--XyZ--\r\n";
         .await;
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["attachments"], json!([pdf, txt]));
+    // The live `message` frame carries them too.
+    let live = loop {
+        if let (_, ServerFrame::Message { message }) = sub.next().await {
+            break message;
+        }
+    };
+    assert_eq!(
+        serde_json::to_value(&live.attachments).unwrap(),
+        json!([pdf, txt])
+    );
     let h = app.history(&at, c, "").await;
     assert_eq!(h.body["messages"][0]["attachments"], json!([pdf, txt]));
     // A message without attachments has no such field.
