@@ -8,7 +8,9 @@ RUN cargo build --release -p api-server -p edge-server -p cluster
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends haproxy ca-certificates \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && mkdir /data && chown nobody /data
+# /data: the api-server's DATA_DIR (attachments); a fresh volume mounted there keeps the owner.
 COPY --from=build /src/target/release/api-server /src/target/release/edge-server \
      /src/target/release/cluster /usr/local/bin/
 USER nobody

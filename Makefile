@@ -46,6 +46,13 @@ soak: deps
 	$(CARGO) build -p api-server -p edge-server
 	$(CARGO) test -p loadtest --test soak -- --ignored --nocapture
 
+## bench-search: 5M messages in 1,000 channels loaded with COPY, p50/p99 of typical searches,
+## and the search index's cost on durable sends (A/B); settings by environment: MESSAGES,
+## CHANNELS, RUNS, AB_ROUNDS (see scripts/bench-search.sh). Takes 15-30 minutes.
+.PHONY: bench-search
+bench-search: deps build
+	./scripts/bench-search.sh $(RELEASE)
+
 deps:
 	@./scripts/install-deps.sh
 

@@ -12,11 +12,13 @@
 # environment of the launcher, both sides / one side, shell words, e.g.
 # CLUSTER_ENV_B="TOKIO_WORKER_THREADS=1 HAPROXY_GLOBAL='nbthread 1'"), EXTRA_A / EXTRA_B
 # (loadtest flags of one side: the same build twice with EXTRA_B=--batch compares plain and
-# batched sockets).
+# batched sockets), SETUP_A / SETUP_B (a shell command run once that side's cluster is up,
+# before the load, with PG_PORT set: the same build twice with SETUP_A dropping an index
+# compares with and without it).
 set -euo pipefail
 
 if [[ $# -lt 5 || $5 != -- ]]; then
-  sed -n '2,12p' "$0" >&2
+  sed -n '2,15p' "$0" >&2
   exit 2
 fi
 BIN_A=$(realpath "$1"); BIN_B=$(realpath "$2"); ROUNDS=$3; LABEL=$4; shift 5
@@ -58,8 +60,9 @@ quiet() {
 
 run_one() { # side round
   local side=$1 round=$2 bin data name
-  local extra=${EXTRA_A:-} cenv=${CLUSTER_ENV_A:-}
-  bin=$BIN_A; [[ $side == B ]] && { bin=$BIN_B; extra=${EXTRA_B:-}; cenv=${CLUSTER_ENV_B:-}; }
+  local extra=${EXTRA_A:-} cenv=${CLUSTER_ENV_A:-} setup=${SETUP_A:-}
+  bin=$BIN_A
+  [[ $side == B ]] && { bin=$BIN_B; extra=${EXTRA_B:-}; cenv=${CLUSTER_ENV_B:-}; setup=${SETUP_B:-}; }
   name="$LABEL-$side$round"
   data=$(mktemp -d /tmp/bench-data.XXXXXX); chmod 711 "$data"
   (
@@ -75,6 +78,10 @@ run_one() { # side round
     kill -0 "$cluster_pid" 2>/dev/null || { echo "bench-ab: cluster $name did not start:" >&2; tail "$OUT/$name.cluster.log" >&2; exit 1; }
     sleep 0.2
   done
+  if [[ -n $setup ]]; then
+    PG_PORT=$((PORT_BASE + 1)) bash -c "$setup" >>"$OUT/$name.cluster.log" 2>&1 ||
+      { echo "bench-ab: the setup of $name failed" >&2; exit 1; }
+  fi
   quiet
   echo "bench-ab: $name ($(date -u +%H:%M:%S) UTC)" >&2
   # CPU is read when loadtest starts sending and again when it exits.

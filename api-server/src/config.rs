@@ -1,6 +1,7 @@
 //! Typed configuration of the api-server, read once from the environment and passed down.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,6 +22,16 @@ pub struct Config {
     pub limits: Limits,
     /// Argon2id memory cost in KiB (`ARGON2_MEMORY_KIB`, default 19456 as recommended by OWASP).
     pub argon2_memory_kib: u32,
+    /// Text search configuration of message search (`SEARCH_LANGUAGE`, default `simple`); it
+    /// must be the one `messages.search` is built with (docs/API.md, "Search").
+    pub search_language: String,
+    /// Where attachments' bytes go without `ATTACHMENT_STORE`: `{data_dir}/attachments`
+    /// (`DATA_DIR`, default `.data`).
+    pub data_dir: PathBuf,
+    /// An object store URL for attachments (`ATTACHMENT_STORE`, e.g. `file:///srv/files`).
+    pub attachment_store: Option<String>,
+    /// Largest attachment, in bytes (`ATTACHMENT_MAX_BYTES`, default 25 MiB).
+    pub attachment_max_bytes: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -34,9 +45,16 @@ impl std::fmt::Debug for Config {
             .field("db_pool_size", &self.db_pool_size)
             .field("limits", &self.limits)
             .field("argon2_memory_kib", &self.argon2_memory_kib)
+            .field("search_language", &self.search_language)
+            .field("data_dir", &self.data_dir)
+            .field("attachment_store", &self.attachment_store)
+            .field("attachment_max_bytes", &self.attachment_max_bytes)
             .finish()
     }
 }
+
+/// Default largest attachment: 25 MiB.
+pub const DEFAULT_ATTACHMENT_MAX_BYTES: u64 = 25 * 1024 * 1024;
 
 /// Default Argon2id memory cost (KiB).
 pub const DEFAULT_ARGON2_MEMORY_KIB: u32 = 19_456;
@@ -53,11 +71,16 @@ impl Config {
             db_pool_size: 16,
             limits: Limits::default(),
             argon2_memory_kib: DEFAULT_ARGON2_MEMORY_KIB,
+            search_language: "simple".to_owned(),
+            data_dir: PathBuf::from(".data"),
+            attachment_store: None,
+            attachment_max_bytes: DEFAULT_ATTACHMENT_MAX_BYTES,
         }
     }
 
     /// Reads `LISTEN`, `DATABASE_URL`, `REDIS_URL`, `JWT_SECRET`, `JWT_TTL_SECS`,
-    /// `DB_POOL_SIZE`, `ARGON2_MEMORY_KIB` and the limits of `shared::limits`.
+    /// `DB_POOL_SIZE`, `ARGON2_MEMORY_KIB`, `SEARCH_LANGUAGE`, `DATA_DIR`, `ATTACHMENT_STORE`,
+    /// `ATTACHMENT_MAX_BYTES` and the limits of `shared::limits`.
     pub fn from_env() -> anyhow::Result<Self> {
         let secret =
             std::env::var("JWT_SECRET").context("JWT_SECRET is not set (at least 32 bytes)")?;
@@ -74,6 +97,12 @@ impl Config {
         c.db_pool_size = env_or("DB_POOL_SIZE", c.db_pool_size)?;
         c.limits = Limits::from_env()?;
         c.argon2_memory_kib = env_or("ARGON2_MEMORY_KIB", c.argon2_memory_kib)?;
+        c.search_language = env_or("SEARCH_LANGUAGE", c.search_language)?;
+        c.data_dir = env_or("DATA_DIR", c.data_dir)?;
+        c.attachment_store = std::env::var("ATTACHMENT_STORE")
+            .ok()
+            .filter(|v| !v.is_empty());
+        c.attachment_max_bytes = env_or("ATTACHMENT_MAX_BYTES", c.attachment_max_bytes)?;
         Ok(c)
     }
 }

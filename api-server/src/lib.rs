@@ -1,5 +1,6 @@
 //! The REST api-server of SPEC section 3: accounts, channels, membership, direct messages,
-//! history, sends over HTTP and read markers, plus `/health`, `/metrics` and the web client.
+//! history, sends over HTTP, read markers, search and attachments, plus `/health`, `/metrics`
+//! and the web client.
 //!
 //! `run(config, listener, shutdown)` serves until the token is cancelled; `main` only reads
 //! the configuration, starts tracing and binds.
@@ -7,6 +8,7 @@
 mod config;
 mod error;
 mod extract;
+mod files;
 mod limiter;
 mod password;
 mod routes;
@@ -49,6 +51,12 @@ pub async fn run(
     let jwt = JwtKeys::new(config.jwt_secret.as_bytes(), config.jwt_ttl)?;
     let store = Store::connect(&config.database_url, config.db_pool_size)?;
     migrate(&store, &shutdown).await?;
+    let search_language = check_search_language(&store, &config.search_language).await?;
+    let files = files::Files::open(
+        config.attachment_store.as_deref(),
+        &config.data_dir,
+        config.attachment_max_bytes,
+    )?;
     let redis = connect_redis(&config.redis_url).await?;
     let metrics = Metrics::default();
     let limits = Arc::new(config.limits.clone());
@@ -69,6 +77,8 @@ pub async fn run(
         passwords: Passwords::new(config.argon2_memory_kib).await?,
         logins: Arc::new(LoginLimiter::new(&config.limits)),
         metrics,
+        search_language: search_language.into(),
+        files,
     };
     let tracker = TaskTracker::new();
     tracker.spawn(housekeeping(state.clone(), shutdown.clone()));
@@ -110,6 +120,23 @@ async fn migrate(store: &Store, shutdown: &CancellationToken) -> anyhow::Result<
             Err(e) => return Err(e.context("apply migrations")),
         }
     }
+}
+
+/// The configured search language as PostgreSQL names it; an error when it is not the one
+/// `messages.search` is built with (queries would not match what the index holds).
+async fn check_search_language(store: &Store, wanted: &str) -> anyhow::Result<String> {
+    let (built, wanted) = store
+        .search_languages(wanted)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .with_context(|| format!("SEARCH_LANGUAGE={wanted:?}"))?;
+    if built != wanted {
+        anyhow::bail!(
+            "SEARCH_LANGUAGE={wanted:?} but messages.search is built with {built:?}: run \
+             `SELECT set_search_language('{wanted}')` first (docs/API.md, \"Search\")"
+        );
+    }
+    Ok(wanted)
 }
 
 /// A Redis client that reconnects by itself forever. Start-up does not wait for Redis longer

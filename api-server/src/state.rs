@@ -9,6 +9,7 @@ use shared::limits::Limits;
 use shared::metrics::Metrics;
 use shared::store::Store;
 
+use crate::files::Files;
 use crate::limiter::LoginLimiter;
 use crate::password::Passwords;
 
@@ -26,4 +27,8 @@ pub struct AppState {
     pub passwords: Arc<Passwords>,
     pub logins: Arc<LoginLimiter>,
     pub metrics: Metrics,
+    /// The text search configuration of queries, the one `messages.search` is built with.
+    pub search_language: Arc<str>,
+    /// Attachments' bytes.
+    pub files: Files,
 }

@@ -194,6 +194,9 @@ impl Cluster {
                 format!("http://127.0.0.1:{p},http://localhost:{p}")
             });
             cmd.env("EDGE_ID", id).env("ALLOWED_ORIGINS", origins);
+        } else {
+            // Attachments go to `{DATA_DIR}/attachments`: one directory all api-servers share.
+            cmd.env("DATA_DIR", &self.opts.data_dir);
         }
         cmd.envs(self.opts.env.iter().map(|(k, v)| (k, v)));
         cmd

@@ -148,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
                         content: format!("message {s}-{n}"),
                         client_msg_id: Some(format!("{s}-{n}-{group}")),
                         reply_to: None,
+                        attachments: Vec::new(),
                     };
                     let r = if group {
                         gc.send(m).await
@@ -188,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
             content: format!("single {n}"),
             client_msg_id: Some(format!("single-{n}")),
             reply_to: None,
+            attachments: Vec::new(),
         };
         let t = Instant::now();
         store.send(m).await?;

@@ -106,6 +106,9 @@ pub struct SendBody {
     client_msg_id: Option<String>,
     #[serde(default)]
     reply_to: Option<i64>,
+    /// Ids of attachments the caller uploaded to this channel.
+    #[serde(default)]
+    attachments: Vec<String>,
 }
 
 /// `POST /api/channels/{id}/messages`: 201 the stored message (published on `channel-{id}`
@@ -122,7 +125,7 @@ pub async fn send(
         client_msg_id: body.client_msg_id,
         reply_to: body.reply_to,
     };
-    match s.chat.send(me.id, req).await? {
+    match s.chat.send_with(me.id, req, body.attachments).await? {
         Sent::Stored(m) => {
             s.metrics
                 .record(|| metrics::counter!("messages_sent_total").increment(1));

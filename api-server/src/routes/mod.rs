@@ -1,10 +1,12 @@
 //! The router: every route of SPEC section 3, the web client, and JSON fallbacks.
 
 mod accounts;
+mod attachments;
 mod changes;
 mod channels;
 mod messages;
 mod ops;
+mod search;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
@@ -26,6 +28,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/channels", post(channels::create).get(channels::list))
         .route("/api/me/channels", get(channels::mine))
         .route("/api/me/mentions", get(messages::mentions))
+        .route("/api/search", get(search::search))
+        .route(
+            "/api/channels/{id}/attachments",
+            // The upload counts its bytes itself, against its own limit.
+            post(attachments::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/attachments/{id}", get(attachments::download))
         .route("/api/me/blocks", get(accounts::blocks))
         .route(
             "/api/me/blocks/{user_id}",

@@ -4,12 +4,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod attachments;
 mod blocks;
 mod changes;
 mod channels;
 mod faults;
 mod messages;
 mod pubsub;
+mod search;
 mod support;
 mod threads;
 mod tokens;

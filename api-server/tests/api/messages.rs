@@ -122,6 +122,7 @@ async fn history_pages_120_messages_50_at_a_time_both_ways_while_sends_continue(
             content: format!("m{i}"),
             client_msg_id: None,
             reply_to: None,
+            attachments: Vec::new(),
         })
         .collect();
     app.store.send_batch(&batch).await.unwrap();
@@ -136,6 +137,7 @@ async fn history_pages_120_messages_50_at_a_time_both_ways_while_sends_continue(
                 content: format!("late{i}"),
                 client_msg_id: None,
                 reply_to: None,
+                attachments: Vec::new(),
             };
             store.send(m).await.unwrap();
         }
@@ -205,6 +207,7 @@ async fn history_limit_is_capped_at_200() {
             content: format!("m{i}"),
             client_msg_id: None,
             reply_to: None,
+            attachments: Vec::new(),
         })
         .collect();
     app.store.send_batch(&batch).await.unwrap();

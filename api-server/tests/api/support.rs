@@ -42,6 +42,7 @@ pub async fn test_config() -> Config {
     let mut c = Config::new(&db.url, &testkit::redis_url(), testkit::JWT_SECRET);
     c.argon2_memory_kib = 4096;
     c.db_pool_size = 8;
+    c.data_dir = testkit::scratch::make("api-data").unwrap();
     c
 }
 

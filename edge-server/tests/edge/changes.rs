@@ -206,6 +206,7 @@ pub async fn events_through_a_lossy_bus(env: Env) {
             content: format!("m{n}"),
             client_msg_id: None,
             reply_to: None,
+            attachments: Vec::new(),
         };
         match env.store.send(msg).await.unwrap() {
             shared::store::SendOutcome::Stored(m) => stored.push(m),

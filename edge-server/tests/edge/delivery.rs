@@ -141,6 +141,7 @@ pub async fn exactly_once_through_a_lossy_bus(env: Env) {
         content: format!("m{n}"),
         client_msg_id: None,
         reply_to: None,
+        attachments: Vec::new(),
     };
     let mut stored = Vec::new();
     for n in 1..=5 {
@@ -339,6 +340,7 @@ async fn slow_consumers_do_not_slow_others_closed_with_4008() {
                 content: body.clone(),
                 client_msg_id: Some(format!("c{chunk}-{i}")),
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .collect();
         for o in env.store.send_batch(&batch).await.unwrap() {

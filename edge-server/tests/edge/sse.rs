@@ -291,6 +291,7 @@ async fn sse_reader_that_falls_behind_gets_end_4008_after_a_gap_free_prefix() {
                 content: body.clone(),
                 client_msg_id: Some(format!("c{chunk}-{i}")),
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .collect();
         for o in env.store.send_batch(&batch).await.unwrap() {

@@ -59,10 +59,25 @@ impl Future for PendingSend {
     }
 }
 
+/// Most attachments one message carries.
+pub const MAX_ATTACHMENTS: usize = 10;
+
 impl Chat {
     /// Validates a send, takes a rate token, and queues it for the next group commit; returns
     /// at once with the future of its outcome, so a caller can pipeline its sends.
     pub async fn submit(&self, sender: i64, req: SendRequest) -> Result<PendingSend, ChatError> {
+        self.submit_with(sender, req, Vec::new()).await
+    }
+
+    /// [`Chat::submit`] of a message carrying `attachments`: ids of files the sender uploaded
+    /// to the channel (at most [`MAX_ATTACHMENTS`], each once), linked to the message in its
+    /// transaction.
+    pub async fn submit_with(
+        &self,
+        sender: i64,
+        req: SendRequest,
+        attachments: Vec<String>,
+    ) -> Result<PendingSend, ChatError> {
         let limits = self.limits();
         let content = Content::parse(req.content, limits)?;
         let client_msg_id = validate::client_msg_id(req.client_msg_id, limits)?;
@@ -76,11 +91,30 @@ impl Chat {
             .sends
             .check(sender)
             .map_err(|retry_after| ChatError::RateLimited { retry_after })?;
+        if attachments.len() > MAX_ATTACHMENTS {
+            return Err(ChatError::Validation(format!(
+                "a message carries at most {MAX_ATTACHMENTS} attachments"
+            )));
+        }
+        if (1..attachments.len()).any(|i| attachments[..i].contains(&attachments[i])) {
+            return Err(ChatError::Validation("an attachment is named twice".into()));
+        }
         if let Some(r) = req.reply_to {
             // A seq may be an event's: a reply answers a message (read after the rate token,
             // like every check that reaches the store).
             if self.store().message_at(req.channel_id, r).await?.is_none() {
                 return Err(bad_reply());
+            }
+        }
+        if !attachments.is_empty() {
+            let foreign = self
+                .store()
+                .foreign_attachments(req.channel_id, sender, &attachments)
+                .await?;
+            if let Some(id) = foreign.first() {
+                return Err(ChatError::Validation(format!(
+                    "attachment {id:?} is not one you uploaded to this channel"
+                )));
             }
         }
         let queued = self
@@ -92,6 +126,7 @@ impl Chat {
                 content: content.into_inner(),
                 client_msg_id,
                 reply_to: req.reply_to,
+                attachments,
             })
             .await?;
         Ok(PendingSend(queued))
@@ -100,6 +135,16 @@ impl Chat {
     /// [`Chat::submit`] and wait for the commit.
     pub async fn send(&self, sender: i64, req: SendRequest) -> Result<Sent, ChatError> {
         self.submit(sender, req).await?.await
+    }
+
+    /// [`Chat::submit_with`] and wait for the commit.
+    pub async fn send_with(
+        &self,
+        sender: i64,
+        req: SendRequest,
+        attachments: Vec<String>,
+    ) -> Result<Sent, ChatError> {
+        self.submit_with(sender, req, attachments).await?.await
     }
 
     /// Moves the user's read marker forward (never backwards, never past the last message)

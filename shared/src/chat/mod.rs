@@ -1,6 +1,6 @@
 //! The chat operations, written once for every transport: send, changes to a message (edit,
 //! delete, reactions), read markers, typing, channels and membership (with their events),
-//! roles, blocks, history, threads, mentions and `resume` replays. A REST route or
+//! roles, blocks, history, threads, mentions, search and `resume` replays. A REST route or
 //! a WebSocket frame handler parses its input, calls one of these, and renders the result;
 //! every rule, every store call and every event published lives here.
 
@@ -9,6 +9,7 @@ mod changes;
 mod error;
 mod membership;
 mod messages;
+mod search;
 mod threads;
 
 use std::sync::Arc;
@@ -24,7 +25,8 @@ use crate::topics::Topic;
 pub use changes::{ChangeRequest, Changed};
 pub use error::ChatError;
 pub use membership::Direct;
-pub use messages::{PendingSend, SendRequest, Sent};
+pub use messages::{PendingSend, SendRequest, Sent, MAX_ATTACHMENTS};
+pub use search::{SearchPage, SearchRequest, MAX_QUERY_CHARS};
 pub use threads::{Mentions, Thread};
 
 /// The user an operation acts for.
@@ -105,8 +107,8 @@ impl Chat {
         }
     }
 
-    /// Members only (see [`Chat::not_member`]).
-    async fn require_member(&self, channel_id: i64, user: i64) -> Result<(), ChatError> {
+    /// Members only: 404 when the channel does not exist, 403 when `user` is not in it.
+    pub async fn require_member(&self, channel_id: i64, user: i64) -> Result<(), ChatError> {
         if self.inner.store.is_member(channel_id, user).await? {
             return Ok(());
         }

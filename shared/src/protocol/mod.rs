@@ -51,6 +51,23 @@ pub struct Message {
     /// Ids of the members its content mentions as `@username`, ascending (absent: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<i64>,
+    /// Files the sender attached, in the order sent (absent: none, or deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file uploaded to a channel (`POST /api/channels/{id}/attachments`), as messages carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: String,
+    /// The file name the uploader gave.
+    pub name: String,
+    /// In bytes.
+    pub size: i64,
+    /// Sniffed from the bytes (never the uploader's claim).
+    pub content_type: String,
+    /// Where members download it (relative to the api-server).
+    pub url: String,
 }
 
 fn is_zero(n: &i64) -> bool {

@@ -50,6 +50,7 @@ fn message_id_is_a_string_on_the_wire() {
         reply_count: 0,
         last_reply_at: None,
         mentions: Vec::new(),
+        attachments: Vec::new(),
     };
     let v = serde_json::to_value(ServerFrame::Message { message: m.clone() }).unwrap();
     assert_eq!(v["type"], "message");

@@ -7,17 +7,21 @@ use std::collections::HashMap;
 
 use tokio_postgres::Row;
 
+use super::attachments::{attachments, attachments_col};
 use super::{Store, StoreError};
 use crate::protocol::Message;
 
 /// Columns of a message joined with its sender, in the order `message()` reads them.
-pub(super) const MESSAGE_COLS: &str = "m.id, m.channel_id, m.seq, m.sender_id, u.username, \
-                            m.content, m.reply_to, m.client_msg_id, m.created_at, m.edited_at, \
-                            m.deleted_at IS NOT NULL, m.thread_root, m.reply_count, \
-                            m.last_reply_at, CASE WHEN strpos(m.content, '@') > 0 THEN \
-                            ARRAY(SELECT mm.user_id FROM message_mentions mm \
-                                  WHERE mm.channel_id = m.channel_id \
-                                    AND mm.message_seq = m.seq ORDER BY mm.user_id) END";
+pub(super) const MESSAGE_COLS: &str = concat!(
+    "m.id, m.channel_id, m.seq, m.sender_id, u.username, \
+     m.content, m.reply_to, m.client_msg_id, m.created_at, m.edited_at, \
+     m.deleted_at IS NOT NULL, m.thread_root, m.reply_count, \
+     m.last_reply_at, CASE WHEN strpos(m.content, '@') > 0 THEN \
+     ARRAY(SELECT mm.user_id FROM message_mentions mm \
+           WHERE mm.channel_id = m.channel_id \
+             AND mm.message_seq = m.seq ORDER BY mm.user_id) END, ",
+    attachments_col!()
+);
 
 /// A message row read with [`MESSAGE_COLS`], in its current state (reactions are read apart).
 pub(super) fn message(r: &Row) -> Message {
@@ -38,6 +42,7 @@ pub(super) fn message(r: &Row) -> Message {
         reply_count: r.get(12),
         last_reply_at: r.get(13),
         mentions: r.get::<_, Option<Vec<i64>>>(14).unwrap_or_default(),
+        attachments: attachments(r.get(15)),
     }
 }
 
@@ -50,6 +55,8 @@ pub struct NewMessage {
     pub client_msg_id: Option<String>,
     /// The `seq` of an earlier message of the same channel.
     pub reply_to: Option<i64>,
+    /// Ids of attachments the sender uploaded to the channel (checked before), in order.
+    pub attachments: Vec<String>,
 }
 
 /// What became of one send of a batch.
@@ -108,7 +115,7 @@ impl Store {
             r.push(m.reply_to);
             k.push(m.client_msg_id.as_deref());
         }
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let stmt = client
             .prepare_cached(
                 "SELECT outcome, id, channel_id, seq, sender_id, sender, content, reply_to, \
@@ -116,7 +123,17 @@ impl Store {
                  FROM send_messages($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::text[])",
             )
             .await?;
-        let rows = client.query(&stmt, &[&c, &s, &b, &r, &k]).await?;
+        let rows = if batch.iter().all(|m| m.attachments.is_empty()) {
+            client.query(&stmt, &[&c, &s, &b, &r, &k]).await?
+        } else {
+            // The messages and their attachments' links commit together: one transaction
+            // (only for a batch that carries attachments; the others stay one round trip).
+            let tx = client.transaction().await?;
+            let rows = tx.query(&stmt, &[&c, &s, &b, &r, &k]).await?;
+            link_attachments(&tx, batch, &rows).await?;
+            tx.commit().await?;
+            rows
+        };
         if rows.len() != n {
             return Err(StoreError::Unexpected(anyhow::anyhow!(
                 "send_messages returned {} rows for {n} sends",
@@ -149,6 +166,7 @@ impl Store {
                         reply_count: 0,
                         last_reply_at: None,
                         mentions: Vec::new(),
+                        attachments: Vec::new(),
                     })
                 };
                 Ok(match code {
@@ -165,24 +183,28 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.read_back(&client, &mut out).await?;
+        self.read_back(&client, batch, &mut out).await?;
         Ok(out)
     }
 
-    /// Fills in what the insert's triggers derive, for the messages just stored (or found
-    /// stored) that have any: `thread_root` of a reply, `mentions` of a content with an `@`.
-    /// One query, only for a batch holding such messages, so the published `message` frame
-    /// carries them.
+    /// Fills in what the insert's triggers and links derive, for the messages just stored (or
+    /// found stored) that have any: `thread_root` of a reply, `mentions` of a content with an
+    /// `@`, the `attachments` of a send that carried some. One query, only for a batch holding
+    /// such messages, so the published `message` frame carries them.
     async fn read_back(
         &self,
         client: &deadpool_postgres::Object,
+        batch: &[NewMessage],
         out: &mut [SendOutcome],
     ) -> Result<(), StoreError> {
         let mut derived: Vec<&mut Message> = out
             .iter_mut()
-            .filter_map(|o| match o {
+            .zip(batch)
+            .filter_map(|(o, input)| match o {
                 SendOutcome::Stored(m) | SendOutcome::Duplicate(m)
-                    if m.reply_to.is_some() || m.content.contains('@') =>
+                    if m.reply_to.is_some()
+                        || m.content.contains('@')
+                        || !input.attachments.is_empty() =>
                 {
                     Some(m)
                 }
@@ -195,22 +217,26 @@ impl Store {
         let c: Vec<i64> = derived.iter().map(|m| m.channel_id).collect();
         let s: Vec<i64> = derived.iter().map(|m| m.seq).collect();
         let q = client
-            .prepare_cached(
+            .prepare_cached(concat!(
                 // A per-row primary-key lookup (LIMIT 1, as in send_messages), not a join that
                 // could scan every partition.
                 "SELECT (SELECT m.thread_root FROM messages m
                           WHERE m.channel_id = k.c AND m.seq = k.s LIMIT 1),
                         ARRAY(SELECT mm.user_id FROM message_mentions mm
                                WHERE mm.channel_id = k.c AND mm.message_seq = k.s
-                               ORDER BY mm.user_id)
+                               ORDER BY mm.user_id),
+                        (SELECT ",
+                attachments_col!(),
+                " FROM messages m WHERE m.channel_id = k.c AND m.seq = k.s LIMIT 1)
                  FROM unnest($1::int8[], $2::int8[]) WITH ORDINALITY AS k(c, s, n)
-                 ORDER BY k.n",
-            )
+                 ORDER BY k.n"
+            ))
             .await?;
         let rows = client.query(&q, &[&c, &s]).await?;
         for (m, r) in derived.iter_mut().zip(&rows) {
             m.thread_root = r.get(0);
             m.mentions = r.get(1);
+            m.attachments = attachments(r.get(2));
         }
         Ok(())
     }
@@ -250,4 +276,37 @@ impl Store {
             .map(|r| (r.get(0), r.get(1)))
             .collect())
     }
+}
+
+/// Links the attachments of the sends `send_messages` stored now (outcome 0) to their
+/// messages, in the send's transaction. A duplicate keeps the links of its original.
+async fn link_attachments(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &[NewMessage],
+    rows: &[Row],
+) -> Result<(), StoreError> {
+    let (mut c, mut s, mut p, mut a) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (m, row) in batch.iter().zip(rows) {
+        if row.get::<_, i16>(0) != 0 {
+            continue;
+        }
+        let seq: Option<i64> = row.get(3);
+        let Some(seq) = seq else { continue };
+        for (i, id) in m.attachments.iter().enumerate() {
+            c.push(m.channel_id);
+            s.push(seq);
+            p.push(i as i16);
+            a.push(id.as_str());
+        }
+    }
+    if a.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO message_attachments (channel_id, message_seq, position, attachment_id)
+         SELECT * FROM unnest($1::int8[], $2::int8[], $3::int2[], $4::text[])",
+        &[&c, &s, &p, &a],
+    )
+    .await?;
+    Ok(())
 }

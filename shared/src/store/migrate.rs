@@ -32,6 +32,16 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "blocks",
         include_str!("../../migrations/0006_blocks.sql"),
     ),
+    (
+        7,
+        "search",
+        include_str!("../../migrations/0007_search.sql"),
+    ),
+    (
+        8,
+        "attachments",
+        include_str!("../../migrations/0008_attachments.sql"),
+    ),
 ];
 
 /// Arbitrary key for `pg_advisory_xact_lock`, shared by every process of the system.

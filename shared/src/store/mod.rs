@@ -1,6 +1,7 @@
 //! The PostgreSQL store: the source of truth for users, channels, membership, messages and
-//! the rest of each channel's log (edits, deletes, reactions).
+//! the rest of each channel's log (edits, deletes, reactions), search and attachments' facts.
 
+mod attachments;
 mod channels;
 mod events;
 mod group_commit;
@@ -8,6 +9,7 @@ mod history;
 mod log;
 mod messages;
 pub mod migrate;
+mod search;
 mod users;
 
 use std::time::Duration;
@@ -15,12 +17,14 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
+pub use attachments::{attachment_url, NewAttachment};
 pub use channels::{DirectChannel, Join, Moderation};
 pub use events::{ChangeKind, ChangeOutcome, Facts, NewChange};
 pub use group_commit::{GroupCommit, GroupCommitConfig, OnStored, Outcome};
 pub use history::History;
 pub use log::Entry;
 pub use messages::{NewMessage, SendOutcome};
+pub use search::{Hit, SearchCursor, MARK_END, MARK_START};
 
 /// Errors of the store, split the way callers must treat them.
 #[derive(Debug, thiserror::Error)]

@@ -313,6 +313,7 @@ async fn send_batch_decides_exactly_as_the_per_input_algorithm() {
                 content: content.clone(),
                 client_msg_id: key.clone(),
                 reply_to: *reply,
+                attachments: Vec::new(),
             })
             .collect();
         let got = new.send_batch(&batch).await.unwrap();

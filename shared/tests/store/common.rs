@@ -14,6 +14,7 @@ pub fn msg(channel_id: i64, sender_id: i64, content: &str, key: Option<&str>) ->
         content: content.into(),
         client_msg_id: key.map(str::to_owned),
         reply_to: None,
+        attachments: Vec::new(),
     }
 }
 
@@ -33,6 +34,7 @@ pub fn reply(
 ) -> NewMessage {
     NewMessage {
         reply_to: Some(to),
+        attachments: Vec::new(),
         ..msg(channel_id, sender_id, content, key)
     }
 }
