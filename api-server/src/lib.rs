@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 pub use config::Config;
 pub use error::ApiError;
+pub use routes::HistoryQuery;
 
 use crate::limiter::LoginLimiter;
 use crate::password::Passwords;

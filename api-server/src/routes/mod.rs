@@ -6,6 +6,8 @@ mod channels;
 mod messages;
 mod ops;
 
+pub use messages::HistoryQuery;
+
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::Router;

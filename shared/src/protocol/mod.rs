@@ -327,6 +327,25 @@ pub enum ServerFrame {
     Pong,
 }
 
+impl ClientFrame {
+    /// Decodes one text frame. Text that is not a client frame gives the `error` frame that
+    /// answers it (`bad_request`), carrying the text's `client_msg_id` when it has one so a
+    /// retrying sender can match the refusal to its send.
+    pub fn decode(text: &str) -> Result<ClientFrame, ServerFrame> {
+        serde_json::from_str(text).map_err(|e| {
+            let client_msg_id = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("client_msg_id")?.as_str().map(str::to_owned));
+            ServerFrame::Error {
+                code: ErrorCode::BadRequest,
+                message: format!("bad frame: {e}"),
+                client_msg_id,
+                retry_after_ms: None,
+            }
+        })
+    }
+}
+
 impl ServerFrame {
     /// An `error` frame.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
