@@ -21,6 +21,10 @@ pub struct Config {
     pub limits: Limits,
     /// Argon2id memory cost in KiB (`ARGON2_MEMORY_KIB`, default 19456 as recommended by OWASP).
     pub argon2_memory_kib: u32,
+    /// A client must send a request's whole header within this (`HEADER_READ_TIMEOUT_MS`,
+    /// default 10 s, as HAProxy's `timeout http-request`), else its connection is closed:
+    /// a slowloris trickling header bytes holds no connection longer.
+    pub header_read_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -34,9 +38,13 @@ impl std::fmt::Debug for Config {
             .field("db_pool_size", &self.db_pool_size)
             .field("limits", &self.limits)
             .field("argon2_memory_kib", &self.argon2_memory_kib)
+            .field("header_read_timeout", &self.header_read_timeout)
             .finish()
     }
 }
+
+/// Default for [`Config::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default Argon2id memory cost (KiB).
 pub const DEFAULT_ARGON2_MEMORY_KIB: u32 = 19_456;
@@ -53,11 +61,12 @@ impl Config {
             db_pool_size: 16,
             limits: Limits::default(),
             argon2_memory_kib: DEFAULT_ARGON2_MEMORY_KIB,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 
     /// Reads `LISTEN`, `DATABASE_URL`, `REDIS_URL`, `JWT_SECRET`, `JWT_TTL_SECS`,
-    /// `DB_POOL_SIZE`, `ARGON2_MEMORY_KIB` and the limits of `shared::limits`.
+    /// `DB_POOL_SIZE`, `ARGON2_MEMORY_KIB`, `HEADER_READ_TIMEOUT_MS` and the limits of `shared::limits`.
     pub fn from_env() -> anyhow::Result<Self> {
         let secret =
             std::env::var("JWT_SECRET").context("JWT_SECRET is not set (at least 32 bytes)")?;
@@ -74,6 +83,10 @@ impl Config {
         c.db_pool_size = env_or("DB_POOL_SIZE", c.db_pool_size)?;
         c.limits = Limits::from_env()?;
         c.argon2_memory_kib = env_or("ARGON2_MEMORY_KIB", c.argon2_memory_kib)?;
+        c.header_read_timeout = Duration::from_millis(env_or(
+            "HEADER_READ_TIMEOUT_MS",
+            c.header_read_timeout.as_millis() as u64,
+        )?);
         Ok(c)
     }
 }

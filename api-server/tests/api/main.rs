@@ -8,6 +8,7 @@ mod blocks;
 mod changes;
 mod channels;
 mod faults;
+mod hostile;
 mod messages;
 mod pubsub;
 mod support;
