@@ -59,7 +59,7 @@ pub fn binary() -> Reply {
 pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) -> Option<Reply> {
     let frame = match ClientFrame::decode(text) {
         Ok(f) => f,
-        Err(refusal) => return Some(now(vec![refusal])),
+        Err(bad) => return Some(now(vec![bad.into()])),
     };
     match frame {
         ClientFrame::Send {

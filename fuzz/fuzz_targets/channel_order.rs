@@ -81,8 +81,11 @@ fuzz_target!(|input: Input| {
                 Some(c)
             }
             Op::Reconnect(list) => {
-                let before: Vec<(i64, i64)> =
-                    seqs.tracks().iter().map(|(c, t)| (*c, t.contiguous())).collect();
+                let before: Vec<(i64, i64)> = seqs
+                    .tracks()
+                    .iter()
+                    .map(|(c, t)| (*c, t.contiguous()))
+                    .collect();
                 let cursors = seqs.resume(&ready(&list));
                 assert_eq!(cursors.len(), before.len());
                 for (c, cur) in before {

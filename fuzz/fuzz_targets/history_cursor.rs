@@ -10,7 +10,9 @@ use libfuzzer_sys::fuzz_target;
 
 fn parse(query: &str) -> Option<HistoryQuery> {
     let uri: Uri = format!("/api/channels/1/messages?{query}").parse().ok()?;
-    Query::<HistoryQuery>::try_from_uri(&uri).ok().map(|Query(q)| q)
+    Query::<HistoryQuery>::try_from_uri(&uri)
+        .ok()
+        .map(|Query(q)| q)
 }
 
 fuzz_target!(|data: &[u8]| {
