@@ -70,7 +70,10 @@ fn quota(rate: f64, burst: f64) -> Option<Quota> {
     let period = Duration::from_secs_f64((1.0 / rate).clamp(1e-9, 1e9));
     // NaN would pass `clamp` and cast to 0, which turned the limit off: it counts as 1.
     let burst = if burst.is_nan() { 1.0 } else { burst };
-    let burst = NonZeroU32::new(burst.clamp(1.0, f64::from(u32::MAX)) as u32)?;
+    // governor multiplies the period by the burst in u64 nanoseconds: a huge burst at a slow
+    // rate overflowed it (a panic in debug builds, a wrapped, wrong limit in release).
+    let most = (u64::MAX as f64 / period.as_nanos().max(1) as f64).min(f64::from(u32::MAX));
+    let burst = NonZeroU32::new(burst.clamp(1.0, most.max(1.0)) as u32)?;
     Some(Quota::with_period(period)?.allow_burst(burst))
 }
 
