@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 RELEASE := $(TARGET_DIR)/release
 
-.PHONY: run test deps build fmt lint unit loadtest bench-peers chaos soak
+.PHONY: run test deps build fmt lint unit loadtest bench-peers chaos soak deny fuzz
 
 ## run: install what is missing, build release, start the whole cluster in the foreground;
 ## settings in the environment or on the command line (make passes them on), e.g.
@@ -16,7 +16,7 @@ run: deps build
 	$(RELEASE)/cluster run
 
 ## test: install what is missing, then formatting, lints and the whole test suite
-test: deps fmt lint unit
+test: deps fmt lint deny unit
 
 ## loadtest: the load generator `make build` (so `make run`) built, flags in ARGS, e.g.
 ## make loadtest ARGS='--scenario chat --duration 30s'. No cargo: a `cargo run -p loadtest`
@@ -55,6 +55,28 @@ bench-search: deps build
 
 deps:
 	@./scripts/install-deps.sh
+
+## deny: dependency checks by cargo-deny (deny.toml): licenses, sources, bans (two versions of
+## one crate are warnings), and RustSec advisories when a copy of the advisory database is in
+## $(ADVISORY_DBS) (this machine cannot fetch it: docs/FUZZING.md, "Dependency checks").
+ADVISORY_DBS := $(or $(CARGO_HOME),$(HOME)/.cargo)/advisory-dbs
+deny:
+	$(CARGO) deny --offline check licenses bans sources
+	@if ls -d $(ADVISORY_DBS)/advisory-db-*/.git >/dev/null 2>&1; then \
+		$(CARGO) deny --offline check advisories; \
+	else \
+		echo "deny: advisories NOT checked: no RustSec advisory database in $(ADVISORY_DBS)"; \
+	fi
+
+## fuzz: each fuzz target (fuzz/, cargo-fuzz on nightly) for FUZZ_SECONDS (default 600) in turn,
+## one after another at low priority, e.g. make fuzz FUZZ_SECONDS=60 FUZZ_TARGETS=client_frame
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= client_frame channel_order history_cursor
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		nice -n 19 $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 build:
 	$(CARGO) build --release --workspace --bins

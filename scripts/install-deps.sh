@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Installs what `make run` and `make test` need and is missing: PostgreSQL, Redis and HAProxy
-# from the distribution's packages. Idempotent; prints what it does.
+# from the distribution's packages, and cargo-deny from crates.io. Idempotent; prints what it does.
 set -euo pipefail
+
+# cargo-deny for `make deny` (part of `make test`), built from crates.io once.
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-deny (cargo install, a few minutes)"
+  cargo install cargo-deny --locked --quiet
+fi
 
 missing=()
 have_pg() {

@@ -32,6 +32,10 @@ pub struct Config {
     pub attachment_store: Option<String>,
     /// Largest attachment, in bytes (`ATTACHMENT_MAX_BYTES`, default 25 MiB).
     pub attachment_max_bytes: u64,
+    /// A client must send a request's whole header within this (`HEADER_READ_TIMEOUT_MS`,
+    /// default 10 s, as HAProxy's `timeout http-request`), else its connection is closed:
+    /// a slowloris trickling header bytes holds no connection longer.
+    pub header_read_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -49,12 +53,15 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("attachment_store", &self.attachment_store)
             .field("attachment_max_bytes", &self.attachment_max_bytes)
+            .field("header_read_timeout", &self.header_read_timeout)
             .finish()
     }
 }
 
 /// Default largest attachment: 25 MiB.
 pub const DEFAULT_ATTACHMENT_MAX_BYTES: u64 = 25 * 1024 * 1024;
+/// Default for [`Config::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default Argon2id memory cost (KiB).
 pub const DEFAULT_ARGON2_MEMORY_KIB: u32 = 19_456;
@@ -75,12 +82,13 @@ impl Config {
             data_dir: PathBuf::from(".data"),
             attachment_store: None,
             attachment_max_bytes: DEFAULT_ATTACHMENT_MAX_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 
     /// Reads `LISTEN`, `DATABASE_URL`, `REDIS_URL`, `JWT_SECRET`, `JWT_TTL_SECS`,
     /// `DB_POOL_SIZE`, `ARGON2_MEMORY_KIB`, `SEARCH_LANGUAGE`, `DATA_DIR`, `ATTACHMENT_STORE`,
-    /// `ATTACHMENT_MAX_BYTES` and the limits of `shared::limits`.
+    /// `ATTACHMENT_MAX_BYTES`, `HEADER_READ_TIMEOUT_MS` and the limits of `shared::limits`.
     pub fn from_env() -> anyhow::Result<Self> {
         let secret =
             std::env::var("JWT_SECRET").context("JWT_SECRET is not set (at least 32 bytes)")?;
@@ -103,6 +111,10 @@ impl Config {
             .ok()
             .filter(|v| !v.is_empty());
         c.attachment_max_bytes = env_or("ATTACHMENT_MAX_BYTES", c.attachment_max_bytes)?;
+        c.header_read_timeout = Duration::from_millis(env_or(
+            "HEADER_READ_TIMEOUT_MS",
+            c.header_read_timeout.as_millis() as u64,
+        )?);
         Ok(c)
     }
 }

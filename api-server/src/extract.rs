@@ -66,6 +66,11 @@ impl FromRequestParts<AppState> for AuthUser {
             TokenError::Invalid => ApiError::Unauthorized("invalid token"),
         })?;
         tracing::Span::current().record("user_id", claims.sub);
+        // A valid token may outlive its user: refused like at the edge's handshake (one
+        // primary-key read per request; before, writes by a deleted user failed with 500).
+        if state.store.user_by_id(claims.sub).await?.is_none() {
+            return Err(ApiError::Unauthorized("unknown user"));
+        }
         Ok(AuthUser {
             id: claims.sub,
             name: claims.name,

@@ -15,12 +15,14 @@ mod routes;
 mod state;
 mod track;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
 use fred::interfaces::ClientLike;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use shared::auth::JwtKeys;
 use shared::bus::Bus;
 use shared::chat::Chat;
@@ -29,9 +31,11 @@ use shared::store::{GroupCommitConfig, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 pub use config::Config;
 pub use error::ApiError;
+pub use routes::HistoryQuery;
 
 use crate::limiter::LoginLimiter;
 use crate::password::Passwords;
@@ -84,17 +88,13 @@ pub async fn run(
     tracker.spawn(housekeeping(state.clone(), shutdown.clone()));
     let app = routes::router(state);
     tracing::info!(addr = %listener.local_addr()?, "api-server listening");
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = serve(listener, app, config.header_read_timeout, shutdown.clone());
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {
-        r = server => r.context("serve HTTP")?,
+        () = server => {}
         () = deadline => tracing::warn!("in-flight requests outlived the shutdown grace period"),
     }
     shutdown.cancel();
@@ -102,6 +102,62 @@ pub async fn run(
     tracker.wait().await;
     let _ = redis.quit().await;
     Ok(())
+}
+
+/// Serves HTTP/1 on `listener` until `shutdown`, then lets each connection finish its request
+/// in flight. What `axum::serve` does, plus a header read timeout (it sets no timer, so a
+/// client trickling header bytes held its connection forever): see `Config`.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    header_read_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let conns = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        // `ConnectInfo<SocketAddr>` for the extractors, as `into_make_service_with_connect_info`.
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req)
+        });
+        let stop = shutdown.clone();
+        conns.spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            let done = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                () = stop.cancelled() => None,
+            };
+            let r = match done {
+                Some(r) => r,
+                None => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(error = %e, %peer, "connection ended");
+            }
+        });
+    }
+    conns.close();
+    conns.wait().await;
 }
 
 /// Applies migrations, retrying while PostgreSQL is not up yet.

@@ -42,6 +42,9 @@ pub struct Config {
     /// A channel's `resume` history reads start at least this far apart: resumes arriving
     /// meanwhile share the next read (a reconnect storm costs a few reads per channel).
     pub resume_spacing: Duration,
+    /// A client must send a request's whole header within this, else its connection is
+    /// closed (a slowloris holds no connection longer); HAProxy's `timeout http-request`.
+    pub header_read_timeout: Duration,
 }
 
 impl Config {
@@ -81,6 +84,7 @@ impl Config {
             send_batch_max: env_or("SEND_BATCH_MAX", 256)?,
             send_workers: env_or("SEND_WORKERS", 4)?,
             resume_spacing: ms("RESUME_SPACING_MS", 250)?,
+            header_read_timeout: ms("HEADER_READ_TIMEOUT_MS", 10_000)?,
         })
     }
 
@@ -105,6 +109,7 @@ impl Config {
             send_batch_max: 256,
             send_workers: 4,
             resume_spacing: Duration::from_millis(250),
+            header_read_timeout: Duration::from_secs(10),
         })
     }
 }

@@ -57,20 +57,9 @@ pub fn binary() -> Reply {
 
 /// Handles one text frame from the client; `None` when nothing answers it (`typing`).
 pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) -> Option<Reply> {
-    let frame: ClientFrame = match serde_json::from_str(text) {
+    let frame = match ClientFrame::decode(text) {
         Ok(f) => f,
-        Err(e) => {
-            let cmid = serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| v.get("client_msg_id")?.as_str().map(str::to_owned));
-            let f = ServerFrame::Error {
-                code: ErrorCode::BadRequest,
-                message: format!("bad frame: {e}"),
-                client_msg_id: cmid,
-                retry_after_ms: None,
-            };
-            return Some(now(vec![f]));
-        }
+        Err(bad) => return Some(now(vec![bad.into()])),
     };
     match frame {
         ClientFrame::Send {

@@ -127,13 +127,23 @@ fn authorize(edge: &Edge, req: &Request<Incoming>) -> Result<Claims, HttpError> 
     let claims: Claims = token_of(req)
         .and_then(|t| edge.config.jwt.verify(&t).ok())
         .ok_or(HttpError::Unauthorized)?;
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let ok = origin
-            .to_str()
-            .is_ok_and(|o| edge.config.allowed_origins.iter().any(|a| a == o));
-        if !ok {
+    match req.headers().get(header::ORIGIN) {
+        Some(origin) => {
+            let ok = origin
+                .to_str()
+                .is_ok_and(|o| edge.config.allowed_origins.iter().any(|a| a == o));
+            if !ok {
+                return Err(HttpError::Forbidden);
+            }
+        }
+        // Non-browser clients send no `Origin`. A browser always does on a WebSocket or
+        // cross-site request; one that sends Fetch Metadata but no `Origin` had it stripped.
+        None if req.headers().contains_key("sec-fetch-site")
+            || req.headers().contains_key("sec-fetch-mode") =>
+        {
             return Err(HttpError::Forbidden);
         }
+        None => {}
     }
     Ok(claims)
 }

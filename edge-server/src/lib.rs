@@ -27,7 +27,7 @@ use std::time::Duration;
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::ClientLike;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use shared::bus::Bus;
 use shared::chat::Chat;
 use shared::redis::RedisSettings;
@@ -167,9 +167,13 @@ async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, stop: CancellationT
         };
         let _ = stream.set_nodelay(true);
         let e = edge.clone();
+        let header_read_timeout = edge.config.header_read_timeout;
         tokio::spawn(async move {
             let svc = service_fn(move |req| http::handle(e.clone(), req));
+            // Without a timer hyper enforces no header read timeout at all (slowloris).
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades();
             let _ = conn.await;

@@ -1,4 +1,5 @@
-//! JWT issue and verification: HS256 only, `exp` required and enforced, algorithm pinned.
+//! JWT issue and verification: HS256 only, `exp` required and enforced, `nbf` enforced when
+//! present, algorithm pinned.
 
 use std::time::Duration;
 
@@ -55,6 +56,9 @@ impl JwtKeys {
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = 0;
         validation.validate_exp = true;
+        // Off by default in jsonwebtoken: a token "not valid before" a future time (or whose
+        // `nbf` is not a number) would otherwise be accepted now.
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
         Ok(JwtKeys {
             encoding: EncodingKey::from_secret(secret),

@@ -1,6 +1,6 @@
 //! The per-user send rate of SPEC section 6, one meaning for every transport: a GCRA token
 //! bucket per user (the `governor` crate) refilling `SEND_RATE_PER_SEC` tokens a second up to
-//! `SEND_BURST`. A rate of 0 (or less) turns the limit off; a burst below 1 counts as 1.
+//! `SEND_BURST`. A rate of 0 (or less) turns the limit off; a burst below 1 (or NaN) counts as 1.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -68,7 +68,12 @@ fn quota(rate: f64, burst: f64) -> Option<Quota> {
     }
     // One token every 1/rate seconds, at least a nanosecond apart.
     let period = Duration::from_secs_f64((1.0 / rate).clamp(1e-9, 1e9));
-    let burst = NonZeroU32::new(burst.clamp(1.0, f64::from(u32::MAX)) as u32)?;
+    // NaN would pass `clamp` and cast to 0, which turned the limit off: it counts as 1.
+    let burst = if burst.is_nan() { 1.0 } else { burst };
+    // governor multiplies the period by the burst in u64 nanoseconds: a huge burst at a slow
+    // rate overflowed it (a panic in debug builds, a wrapped, wrong limit in release).
+    let most = (u64::MAX as f64 / period.as_nanos().max(1) as f64).min(f64::from(u32::MAX));
+    let burst = NonZeroU32::new(burst.clamp(1.0, most.max(1.0)) as u32)?;
     Some(Quota::with_period(period)?.allow_burst(burst))
 }
 
@@ -129,5 +134,48 @@ mod tests {
             wait > Duration::from_secs(9) && wait <= Duration::from_secs(10),
             "{wait:?}"
         );
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Each user gets exactly the burst at once, then a refusal whose wait is at most
+            /// one token's period; users do not share tokens. (Rates of at most 1/s: no token
+            /// comes back while the test runs.)
+            #[test]
+            fn the_burst_is_granted_whole_then_refused_for_at_most_a_period(
+                rate in 0.001f64..1.0,
+                burst in 1u32..200,
+                users in 1i64..4,
+            ) {
+                let l = SendLimiter::new(&limits(rate, f64::from(burst)));
+                let period = Duration::from_secs_f64(1.0 / rate);
+                for u in 0..users {
+                    for _ in 0..burst {
+                        prop_assert!(l.check(u).is_ok());
+                    }
+                    let wait = l.check(u).unwrap_err();
+                    prop_assert!(wait > Duration::ZERO && wait <= period, "{:?} > {:?}", wait, period);
+                }
+            }
+
+            /// Any positive finite rate limits, whatever the configured burst (NaN, negative,
+            /// huge): a user never gets more than the burst, counted as at least 1.
+            #[test]
+            fn a_positive_rate_always_limits_whatever_the_burst(
+                rate in 0.001f64..1.0,
+                burst in prop_oneof![any::<f64>(), Just(f64::NAN), Just(-1.0), Just(0.0), 0.0f64..300.0],
+            ) {
+                let l = SendLimiter::new(&limits(rate, burst));
+                let cap = if burst.is_nan() { 1.0 } else { burst.clamp(1.0, 301.0).floor() };
+                let granted = (0..301).take_while(|_| l.check(7).is_ok()).count();
+                prop_assert_eq!(granted as f64, cap, "burst {}", burst);
+            }
+        }
     }
 }

@@ -81,6 +81,9 @@ impl ChannelName {
                 l.max_channel_name_chars
             )));
         }
+        if t.contains('\0') {
+            return Err(invalid("channel name must not contain NUL characters"));
+        }
         Ok(ChannelName(t.to_owned()))
     }
 
@@ -101,6 +104,10 @@ impl Content {
     pub fn parse(s: String, l: &Limits) -> Result<Self, Invalid> {
         if s.trim().is_empty() {
             return Err(invalid("content must not be blank"));
+        }
+        // PostgreSQL text cannot hold U+0000: refused here rather than failing the commit.
+        if s.contains('\0') {
+            return Err(invalid("content must not contain NUL characters"));
         }
         // Count lazily: stop as soon as the limit is passed.
         if s.chars().nth(l.max_content_chars).is_some() {

@@ -10,11 +10,13 @@ use crate::error::ApiError;
 use crate::extract::{AuthUser, Json, Path, Query};
 use crate::state::AppState;
 
+/// The cursors of a history or thread page, `?before=SEQ&after=SEQ&limit=N` (public so the
+/// fuzz target parses queries exactly as the route does).
 #[derive(Debug, Deserialize)]
 pub struct HistoryQuery {
-    before: Option<i64>,
-    after: Option<i64>,
-    limit: Option<i64>,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]

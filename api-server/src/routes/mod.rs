@@ -8,6 +8,8 @@ mod messages;
 mod ops;
 mod search;
 
+pub use messages::HistoryQuery;
+
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::Router;

@@ -9,6 +9,7 @@ mod blocks;
 mod changes;
 mod channels;
 mod faults;
+mod hostile;
 mod messages;
 mod pubsub;
 mod search;

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::support::TestApp;
 
 /// URL-safe base64 without padding.
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
@@ -20,7 +20,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// A token built by hand: `header.claims` signed with HS256 under `secret`.
-fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
+pub(crate) fn hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
     let input = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),

@@ -9,6 +9,7 @@ mod changes;
 mod common;
 mod delivery;
 mod faults;
+mod hostile;
 mod input;
 mod membership;
 mod mentions;

@@ -65,7 +65,7 @@ fn unsafe_free_kill(pid: u32) -> i32 {
 }
 
 /// Starts the built binary as an edge of `env`.
-fn spawn_edge(env: &Env, id: &str) -> (std::process::Child, std::net::SocketAddr) {
+pub fn spawn_edge(env: &Env, id: &str) -> (std::process::Child, std::net::SocketAddr) {
     let port = testkit::free_port();
     let child = Command::new(binary())
         .env("LISTEN", format!("127.0.0.1:{port}"))

@@ -344,6 +344,39 @@ pub enum ServerFrame {
     Pong,
 }
 
+/// Text that is not a client frame: answered by a `bad_request` error frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFrame {
+    /// What serde found wrong.
+    pub message: String,
+    /// The text's `client_msg_id`, when it has one, so a retrying sender can match the refusal
+    /// to its send.
+    pub client_msg_id: Option<String>,
+}
+
+impl From<BadFrame> for ServerFrame {
+    fn from(b: BadFrame) -> Self {
+        ServerFrame::Error {
+            code: ErrorCode::BadRequest,
+            message: format!("bad frame: {}", b.message),
+            client_msg_id: b.client_msg_id,
+            retry_after_ms: None,
+        }
+    }
+}
+
+impl ClientFrame {
+    /// Decodes one text frame.
+    pub fn decode(text: &str) -> Result<ClientFrame, BadFrame> {
+        serde_json::from_str(text).map_err(|e| BadFrame {
+            message: e.to_string(),
+            client_msg_id: serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("client_msg_id")?.as_str().map(str::to_owned)),
+        })
+    }
+}
+
 impl ServerFrame {
     /// An `error` frame.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
