@@ -446,6 +446,7 @@ async fn sockets_that_never_read_are_cut_off_with_4008_and_memory_stays_bounded(
                 content: body.clone(),
                 client_msg_id: Some(format!("c{chunk}-{i}")),
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .collect();
         for o in env.store.send_batch(&batch).await.unwrap() {
