@@ -60,8 +60,10 @@ deps:
 ## one crate are warnings), and RustSec advisories when a copy of the advisory database is in
 ## $(ADVISORY_DBS) (this machine cannot fetch it: docs/FUZZING.md, "Dependency checks").
 ADVISORY_DBS := $(or $(CARGO_HOME),$(HOME)/.cargo)/advisory-dbs
+# Not --offline here: cargo metadata must see every crate of the lock file (Windows-only ones
+# too), which a fresh machine has not downloaded yet.
 deny:
-	$(CARGO) deny --offline check licenses bans sources
+	$(CARGO) deny --locked check licenses bans sources
 	@if ls -d $(ADVISORY_DBS)/advisory-db-*/.git >/dev/null 2>&1; then \
 		$(CARGO) deny --offline check advisories; \
 	else \
