@@ -114,19 +114,7 @@ async fn serve(
     shutdown: CancellationToken,
 ) {
     let conns = TaskTracker::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) = shared::net::accept(&listener, &shutdown).await {
         let app = app.clone();
         // `ConnectInfo<SocketAddr>` for the extractors, as `into_make_service_with_connect_info`.
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {

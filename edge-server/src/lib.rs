@@ -153,19 +153,7 @@ pub async fn run(
 }
 
 async fn accept_loop(edge: Arc<Edge>, listener: TcpListener, stop: CancellationToken) {
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, _)) = shared::net::accept(&listener, &stop).await {
         let e = edge.clone();
         let header_read_timeout = edge.config.header_read_timeout;
         tokio::spawn(async move {

@@ -8,6 +8,7 @@ pub mod chat;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod presence;
 pub mod protocol;
 pub mod ratelimit;

@@ -10,6 +10,7 @@ mod postgres;
 mod redis;
 mod redis_cluster;
 pub mod scratch;
+pub mod slowloris;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};

@@ -7,11 +7,10 @@
 //! 429 per username and per address (`accounts::login_attempts_are_limited_per_username_and_per_address`);
 //! a flood of sends, 429 and nothing stored (`messages::sends_over_the_rate_get_429_and_store_nothing`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{test_config, TestApp};
 use crate::tokens::{b64, hs256};
@@ -165,36 +164,7 @@ async fn api_slowloris_is_cut_off_by_the_header_read_timeout() {
     config.header_read_timeout = Duration::from_secs(1);
     let app = TestApp::start(config).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
-    let start = Instant::now();
-    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: api\r\n")
-        .await
-        .unwrap();
-    let (mut r, mut w) = s.split();
-    let trickle = async {
-        for b in b"X-Slow: ".iter().chain(b"y".repeat(100).iter()).cycle() {
-            if w.write_all(&[*b]).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    let mut answer = Vec::new();
-    let cut = tokio::time::timeout(Duration::from_secs(5), async {
-        tokio::select! {
-            () = trickle => {}
-            _ = r.read_to_end(&mut answer) => {}
-        }
-    })
-    .await;
-    assert!(cut.is_ok(), "still connected after 5 s of trickling");
-    let took = start.elapsed();
-    assert!(took < Duration::from_secs(3), "cut off after {took:?}");
-    let text = String::from_utf8_lossy(&answer);
-    assert!(
-        text.is_empty() || text.starts_with("HTTP/1.1 408"),
-        "{text:?}"
-    );
+    testkit::slowloris::assert_cut_off(&addr).await;
     // A whole request still gets its answer.
     assert_eq!(app.get("/health", None).await.status, 200);
 }

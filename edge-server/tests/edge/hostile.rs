@@ -237,37 +237,7 @@ async fn slowloris_is_cut_off_by_the_header_read_timeout() {
     let edge = env
         .edge_with(|c| c.header_read_timeout = Duration::from_secs(1))
         .await;
-    let start = Instant::now();
-    let mut s = TcpStream::connect(edge.addr).await.unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: edge\r\n")
-        .await
-        .unwrap();
-    let (mut r, mut w) = s.split();
-    let trickle = async {
-        for b in b"X-Slow: ".iter().chain(b"y".repeat(100).iter()).cycle() {
-            if w.write_all(&[*b]).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    let mut answer = Vec::new();
-    let cut = tokio::time::timeout(Duration::from_secs(5), async {
-        tokio::select! {
-            () = trickle => {}
-            _ = r.read_to_end(&mut answer) => {}
-        }
-    })
-    .await;
-    assert!(cut.is_ok(), "still connected after 5 s of trickling");
-    let took = start.elapsed();
-    assert!(took < Duration::from_secs(3), "cut off after {took:?}");
-    // hyper answers 408 or just closes; it never serves the request.
-    let text = String::from_utf8_lossy(&answer);
-    assert!(
-        text.is_empty() || text.starts_with("HTTP/1.1 408"),
-        "{text:?}"
-    );
+    testkit::slowloris::assert_cut_off(&edge.addr.to_string()).await;
 }
 
 /// Resident memory of process `pid`, in KiB.
