@@ -9,7 +9,7 @@ pub use fred::clients::Client as Redis;
 use futures_util::{SinkExt, StreamExt};
 use shared::auth::JwtKeys;
 use shared::protocol::{Channel, Message, ServerFrame, User};
-use shared::store::Store;
+use shared::store::{NewMessage, SendOutcome, Store};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -86,6 +86,37 @@ impl Env {
             self.store.join(ch.id, m.id).await.unwrap();
         }
         ch
+    }
+
+    /// Stores `n` messages of 4,000 bytes from `sender` in channel `ch` (in batches of 50) and
+    /// publishes each on the channel's topic as the api-server would; `after(seq)` runs after
+    /// each publish (a test may pace the flood there).
+    pub async fn flood(&self, ch: i64, sender: i64, n: usize, mut after: impl AsyncFnMut(i64)) {
+        use fred::interfaces::PubsubInterface;
+        let redis = redis_client(&self.redis_url).await;
+        let topic = shared::topics::Topic::Channel(ch).name();
+        let body = "x".repeat(4000);
+        for chunk in 0..n.div_ceil(50) {
+            let batch: Vec<NewMessage> = (0..50.min(n - chunk * 50))
+                .map(|i| NewMessage {
+                    channel_id: ch,
+                    sender_id: sender,
+                    content: body.clone(),
+                    client_msg_id: Some(format!("c{chunk}-{i}")),
+                    reply_to: None,
+                    attachments: Vec::new(),
+                })
+                .collect();
+            for o in self.store.send_batch(&batch).await.unwrap() {
+                let SendOutcome::Stored(m) = o else {
+                    panic!("{o:?}")
+                };
+                let seq = m.seq;
+                let f = ServerFrame::Message { message: m }.to_json();
+                let _: i64 = redis.publish(&topic, f).await.unwrap();
+                after(seq).await;
+            }
+        }
     }
 
     pub async fn connect(&self, edge: &TestEdge, u: &User) -> Client {

@@ -328,31 +328,12 @@ async fn slow_consumers_do_not_slow_others_closed_with_4008() {
     });
     // 12 MB of messages, more than any kernel socket buffer holds: stored in batches and
     // published as the api-server would.
-    let redis = redis_client(&env.redis_url).await;
-    let body = "x".repeat(4000);
     const N: usize = 3000;
-    let topic = shared::topics::Topic::Channel(ch.id).name();
-    for chunk in 0..N / 50 {
-        let batch: Vec<NewMessage> = (0..50)
-            .map(|i| NewMessage {
-                channel_id: ch.id,
-                sender_id: a.id,
-                content: body.clone(),
-                client_msg_id: Some(format!("c{chunk}-{i}")),
-                reply_to: None,
-                attachments: Vec::new(),
-            })
-            .collect();
-        for o in env.store.send_batch(&batch).await.unwrap() {
-            let shared::store::SendOutcome::Stored(m) = o else {
-                panic!("{o:?}")
-            };
-            let ahead = m.seq as usize;
-            let f = ServerFrame::Message { message: m }.to_json();
-            let _: i64 = redis.publish(&topic, f).await.unwrap();
-            seen.wait_for(|n| n + 100 >= ahead).await.unwrap();
-        }
-    }
+    env.flood(ch.id, a.id, N, async |seq| {
+        let ahead = seq as usize;
+        seen.wait_for(|n| n + 100 >= ahead).await.unwrap();
+    })
+    .await;
     assert_seqs(&reader.await.unwrap(), 1, N as i64);
     assert_eq!(slow.closed().await, Some(4008));
     let (_, metrics) = http_get(&edge.url("/metrics"), &[]).await;

@@ -18,7 +18,6 @@ use base64::Engine;
 use futures_util::SinkExt;
 use serde_json::{json, Value};
 use shared::protocol::{ErrorCode, ServerFrame};
-use shared::store::{NewMessage, SendOutcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -405,29 +404,7 @@ async fn sockets_that_never_read_are_cut_off_with_4008_and_memory_stays_bounded(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let base = rss_kib(child.id());
     let (stop, peak) = sample_peak(child.id());
-    let redis = redis_client(&env.redis_url).await;
-    let topic = shared::topics::Topic::Channel(ch.id).name();
-    let body = "x".repeat(4000);
-    for chunk in 0..60 {
-        let batch: Vec<NewMessage> = (0..50)
-            .map(|i| NewMessage {
-                channel_id: ch.id,
-                sender_id: publisher.id,
-                content: body.clone(),
-                client_msg_id: Some(format!("c{chunk}-{i}")),
-                reply_to: None,
-                attachments: Vec::new(),
-            })
-            .collect();
-        for o in env.store.send_batch(&batch).await.unwrap() {
-            let SendOutcome::Stored(m) = o else {
-                panic!("{o:?}")
-            };
-            let f = ServerFrame::Message { message: m }.to_json();
-            use fred::interfaces::PubsubInterface;
-            let _: i64 = redis.publish(&topic, f).await.unwrap();
-        }
-    }
+    env.flood(ch.id, publisher.id, 3000, async |_| {}).await;
     for c in &mut lazy {
         assert_eq!(c.closed().await, Some(4008));
     }

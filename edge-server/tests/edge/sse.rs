@@ -248,7 +248,6 @@ async fn sse_sends_heartbeats_and_ends_with_1012_when_the_edge_drains() {
 
 #[tokio::test]
 async fn sse_reader_that_falls_behind_gets_end_4008_after_a_gap_free_prefix() {
-    use shared::store::{NewMessage, SendOutcome};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let env = Env::new().await;
     let (a, b) = (env.user("ann").await, env.user("bob").await);
@@ -280,30 +279,7 @@ async fn sse_reader_that_falls_behind_gets_end_4008_after_a_gap_free_prefix() {
     }
     // 6 MB of messages, more than the socket buffers and the queue hold, published as the
     // api-server would.
-    let redis = redis_client(&env.redis_url).await;
-    let topic = shared::topics::Topic::Channel(ch.id).name();
-    let body = "x".repeat(4000);
-    for chunk in 0..30 {
-        let batch: Vec<NewMessage> = (0..50)
-            .map(|i| NewMessage {
-                channel_id: ch.id,
-                sender_id: b.id,
-                content: body.clone(),
-                client_msg_id: Some(format!("c{chunk}-{i}")),
-                reply_to: None,
-                attachments: Vec::new(),
-            })
-            .collect();
-        for o in env.store.send_batch(&batch).await.unwrap() {
-            let SendOutcome::Stored(m) = o else {
-                panic!("{o:?}")
-            };
-            let f = shared::protocol::ServerFrame::Message { message: m }.to_json();
-            let _: i64 = fred::interfaces::PubsubInterface::publish(&redis, &topic, f)
-                .await
-                .unwrap();
-        }
-    }
+    env.flood(ch.id, b.id, 1500, async |_| {}).await;
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut text))
         .await
         .expect("the stream did not end")
