@@ -137,10 +137,9 @@ fn authorize(edge: &Edge, req: &Request<Incoming>) -> Result<Claims, HttpError> 
             }
         }
         // Non-browser clients send no `Origin`. A browser always does on a WebSocket or
-        // cross-site request; one that sends Fetch Metadata but no `Origin` had it stripped.
-        None if req.headers().contains_key("sec-fetch-site")
-            || req.headers().contains_key("sec-fetch-mode") =>
-        {
+        // cross-site request; one that sends `Sec-Fetch-Site` but no `Origin` had it stripped.
+        // (`Sec-Fetch-Mode` alone is no browser: Node's own WebSocket sends it, no `Origin`.)
+        None if req.headers().contains_key("sec-fetch-site") => {
             return Err(HttpError::Forbidden);
         }
         None => {}

@@ -165,6 +165,8 @@ origin_rows! {
     // A browser always sends `Origin` on a WebSocket handshake; Fetch Metadata without one
     // means it was stripped on the way.
     origin_absent_where_a_browser_sends_one_is_refused: [("sec-fetch-site", "cross-site"), ("sec-fetch-mode", "websocket")] => 403;
+    // Node's own WebSocket (undici): `sec-fetch-mode` and no `Origin`; not a browser.
+    origin_absent_from_nodes_websocket_is_accepted: [("sec-fetch-mode", "websocket"), ("user-agent", "node")] => 101;
 }
 
 /// Sends `head` (a request without its final blank line), then `filler` header bytes, and
