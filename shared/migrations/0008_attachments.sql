@@ -25,3 +25,7 @@ CREATE TABLE message_attachments (
     attachment_id TEXT NOT NULL REFERENCES attachments (id),
     PRIMARY KEY (channel_id, message_seq, position)
 );
+
+-- Set with the links, in the send's transaction: a message read (history, resume, gap fill)
+-- looks for attachments only where there are some, not with a probe per message.
+ALTER TABLE messages ADD COLUMN has_attachments BOOLEAN NOT NULL DEFAULT false;

@@ -27,7 +27,7 @@ pub fn attachment_url(id: &str) -> String {
 /// [`MESSAGE_COLS`]: super::messages::MESSAGE_COLS
 macro_rules! attachments_col {
     () => {
-        "CASE WHEN m.deleted_at IS NULL THEN \
+        "CASE WHEN m.has_attachments AND m.deleted_at IS NULL THEN \
          (SELECT json_agg(json_build_object('id', a.id, 'name', a.name, 'size', a.size, \
                           'content_type', a.content_type, 'url', '/api/attachments/' || a.id) \
                           ORDER BY ma.position) \

@@ -308,5 +308,13 @@ async fn link_attachments(
         &[&c, &s, &p, &a],
     )
     .await?;
+    // The flag reads look at first (`attachments_col`); one row per message, by primary key.
+    tx.execute(
+        "UPDATE messages m SET has_attachments = true
+           FROM (SELECT DISTINCT * FROM unnest($1::int8[], $2::int8[])) k(c, s)
+          WHERE m.channel_id = k.c AND m.seq = k.s",
+        &[&c, &s],
+    )
+    .await?;
     Ok(())
 }
