@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make run` and `make test` need and is missing: PostgreSQL, Redis and HAProxy
-# from the distribution's packages, and cargo-deny from crates.io. Idempotent; prints what it does.
+# from the distribution's packages, cargo-deny from crates.io, and the S3 server the attachment
+# tests use (moto, from PyPI). Idempotent; prints what it does.
 set -euo pipefail
 
 # cargo-deny for `make deny` (part of `make test`), built from crates.io once.
@@ -34,7 +35,24 @@ if [ ! -d "$browser_test/node_modules/playwright-core" ]; then
 fi
 # --- end of the browser test block
 
+# --- S3 tests (api-server/tests/api/attachments.rs, testkit/src/s3.rs): moto's S3 server, from
+# PyPI into a virtualenv of its own when no `moto_server` is on the PATH.
+moto_venv="$HOME/.cache/chat-testdeps/moto"
+need_moto=0
+if ! command -v moto_server >/dev/null 2>&1 && [ ! -x "$moto_venv/bin/moto_server" ]; then
+  need_moto=1
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+fi
+install_moto() {
+  [ "$need_moto" -eq 1 ] || return 0
+  echo "install-deps: pip install moto[server] into $moto_venv"
+  python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==5.2.1"
+}
+# --- end of the S3 block
+
 if [ ${#missing[@]} -eq 0 ]; then
+  install_moto
   exit 0
 fi
 
@@ -52,4 +70,5 @@ for svc in redis-server haproxy postgresql; do
     $sudo systemctl stop "$svc" || true
   fi
 done
+install_moto
 echo "install-deps: done"

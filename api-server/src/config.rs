@@ -28,8 +28,13 @@ pub struct Config {
     /// Where attachments' bytes go without `ATTACHMENT_STORE`: `{data_dir}/attachments`
     /// (`DATA_DIR`, default `.data`).
     pub data_dir: PathBuf,
-    /// An object store URL for attachments (`ATTACHMENT_STORE`, e.g. `file:///srv/files`).
+    /// An object store URL for attachments (`ATTACHMENT_STORE`: `file:///srv/files`, or an
+    /// S3-compatible bucket, `s3://bucket/prefix`).
     pub attachment_store: Option<String>,
+    /// The store's settings (endpoint, region, credentials, ...), as `object_store` names them:
+    /// from the environment, every `AWS_*` variable, lower-cased (`AWS_ENDPOINT` becomes
+    /// `aws_endpoint`). Unknown names are ignored; values are never logged.
+    pub attachment_store_options: Vec<(String, String)>,
     /// Largest attachment, in bytes (`ATTACHMENT_MAX_BYTES`, default 25 MiB).
     pub attachment_max_bytes: u64,
     /// A client must send a request's whole header within this (`HEADER_READ_TIMEOUT_MS`,
@@ -52,6 +57,14 @@ impl std::fmt::Debug for Config {
             .field("search_language", &self.search_language)
             .field("data_dir", &self.data_dir)
             .field("attachment_store", &self.attachment_store)
+            .field(
+                "attachment_store_options",
+                &self
+                    .attachment_store_options
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("attachment_max_bytes", &self.attachment_max_bytes)
             .field("header_read_timeout", &self.header_read_timeout)
             .finish()
@@ -81,6 +94,7 @@ impl Config {
             search_language: "simple".to_owned(),
             data_dir: PathBuf::from(".data"),
             attachment_store: None,
+            attachment_store_options: Vec::new(),
             attachment_max_bytes: DEFAULT_ATTACHMENT_MAX_BYTES,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
@@ -88,7 +102,7 @@ impl Config {
 
     /// Reads `LISTEN`, `DATABASE_URL`, `REDIS_URL`, `JWT_SECRET`, `JWT_TTL_SECS`,
     /// `DB_POOL_SIZE`, `ARGON2_MEMORY_KIB`, `SEARCH_LANGUAGE`, `DATA_DIR`, `ATTACHMENT_STORE`,
-    /// `ATTACHMENT_MAX_BYTES`, `HEADER_READ_TIMEOUT_MS` and the limits of `shared::limits`.
+    /// `AWS_*` (the store's settings), `ATTACHMENT_MAX_BYTES`, `HEADER_READ_TIMEOUT_MS` and the limits of `shared::limits`.
     pub fn from_env() -> anyhow::Result<Self> {
         let secret =
             std::env::var("JWT_SECRET").context("JWT_SECRET is not set (at least 32 bytes)")?;
@@ -110,6 +124,10 @@ impl Config {
         c.attachment_store = std::env::var("ATTACHMENT_STORE")
             .ok()
             .filter(|v| !v.is_empty());
+        c.attachment_store_options = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
         c.attachment_max_bytes = env_or("ATTACHMENT_MAX_BYTES", c.attachment_max_bytes)?;
         c.header_read_timeout = Duration::from_millis(env_or(
             "HEADER_READ_TIMEOUT_MS",

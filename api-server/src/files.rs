@@ -1,8 +1,8 @@
 //! Where attachments' bytes live: an `object_store` (a directory under `DATA_DIR` by default,
-//! or the store an `ATTACHMENT_STORE` URL names), each object at `{channel}/{id}` under the
-//! store's prefix. Uploads stream into a multipart upload that becomes visible only when it
-//! completes; one cut short is aborted (and a local one's staging file is removed even when
-//! the request is dropped), so nothing partial is ever stored.
+//! or the store an `ATTACHMENT_STORE` URL names: `file://` or an S3-compatible `s3://` bucket),
+//! each object at `{channel}/{id}` under the store's prefix. Uploads stream into a multipart
+//! upload that becomes visible only when it completes; one cut short is aborted, also when the
+//! request is dropped mid-body, so nothing partial is ever stored.
 
 use std::sync::Arc;
 
@@ -53,10 +53,12 @@ pub struct Stored {
 }
 
 impl Files {
-    /// `url` (`file:///...`, or another scheme `object_store` was built with) or, without one,
-    /// the directory `{data_dir}/attachments` (created if missing).
+    /// `url` (`file:///...` or `s3://bucket/prefix`, with `options` such as `aws_endpoint`,
+    /// `aws_region`, `aws_access_key_id`, `aws_allow_http`) or, without one, the directory
+    /// `{data_dir}/attachments` (created if missing).
     pub fn open(
         url: Option<&str>,
+        options: &[(String, String)],
         data_dir: &std::path::Path,
         max_bytes: u64,
     ) -> anyhow::Result<Self> {
@@ -64,8 +66,9 @@ impl Files {
             Some(u) => {
                 let parsed =
                     url::Url::parse(u).with_context(|| format!("ATTACHMENT_STORE={u:?}"))?;
-                let (store, prefix) = object_store::parse_url(&parsed)
-                    .with_context(|| format!("ATTACHMENT_STORE={u:?}"))?;
+                let (store, prefix) =
+                    object_store::parse_url_opts(&parsed, options.iter().cloned())
+                        .with_context(|| format!("ATTACHMENT_STORE={u:?}"))?;
                 (Arc::from(store), prefix)
             }
             None => {
@@ -84,6 +87,16 @@ impl Files {
         })
     }
 
+    /// Lists the store's top level once: an unreachable endpoint, a missing bucket or refused
+    /// credentials fail the start, not the first upload.
+    pub async fn check(&self) -> anyhow::Result<()> {
+        self.store
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .with_context(|| format!("the attachment store {} cannot be listed", self.store))?;
+        Ok(())
+    }
+
     fn path(&self, channel: i64, id: &str) -> Path {
         self.prefix.clone().join(channel.to_string()).join(id)
     }
@@ -96,22 +109,26 @@ impl Files {
         body: impl futures_util::Stream<Item = Result<Bytes, E>>,
     ) -> Result<Stored, UploadError> {
         let upload = self.store.put_multipart(&self.path(channel, id)).await?;
-        let mut w = WriteMultipart::new(upload);
-        match self.copy(&mut w, body).await {
-            Ok((size, head)) => {
-                w.finish().await?;
-                Ok(Stored {
-                    size,
-                    content_type: sniff(&head).to_owned(),
-                })
-            }
+        let mut pending = Pending(None);
+        let copied = self
+            .copy(pending.0.insert(WriteMultipart::new(upload)), body)
+            .await;
+        let (size, head) = match copied {
+            Ok(c) => c,
             Err(e) => {
-                if let Err(abort) = w.abort().await {
-                    tracing::warn!(error = %abort, "aborting an upload failed");
+                if let Some(w) = pending.0.take() {
+                    abort(w).await;
                 }
-                Err(e)
+                return Err(e);
             }
+        };
+        if let Some(w) = pending.0.take() {
+            w.finish().await?;
         }
+        Ok(Stored {
+            size,
+            content_type: sniff(&head).to_owned(),
+        })
     }
 
     /// Copies `body` into `w`, at most `max_bytes`; returns the size and the leading bytes.
@@ -155,6 +172,25 @@ impl Files {
     /// Removes the object (an upload whose row could not be written).
     pub async fn delete(&self, channel: i64, id: &str) -> Result<(), object_store::Error> {
         self.store.delete(&self.path(channel, id)).await
+    }
+}
+
+/// An upload under way; dropped before it finished (the request went away mid-body), it is
+/// aborted in the background: a bucket keeps no unfinished multipart upload, a directory no
+/// staging file.
+struct Pending(Option<WriteMultipart>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let (Some(w), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(abort(w));
+        }
+    }
+}
+
+async fn abort(w: WriteMultipart) {
+    if let Err(e) = w.abort().await {
+        tracing::warn!(error = %e, "aborting an upload failed");
     }
 }
 

@@ -8,7 +8,7 @@
 mod config;
 mod error;
 mod extract;
-mod files;
+pub mod files;
 mod limiter;
 mod password;
 mod routes;
@@ -58,9 +58,11 @@ pub async fn run(
     let search_language = check_search_language(&store, &config.search_language).await?;
     let files = files::Files::open(
         config.attachment_store.as_deref(),
+        &config.attachment_store_options,
         &config.data_dir,
         config.attachment_max_bytes,
     )?;
+    files.check().await?;
     let redis = connect_redis(&config.redis_url).await?;
     let metrics = Metrics::default();
     let limits = Arc::new(config.limits.clone());

@@ -1,6 +1,7 @@
 //! Test harness: real PostgreSQL and Redis servers on free ports, started once per test
 //! process (or taken from `DATABASE_URL` / `REDIS_URL`), and a fresh migrated database per test;
-//! Redis Clusters too (shared, or owned by a test that breaks them: [`RedisCluster`]).
+//! Redis Clusters too (shared, or owned by a test that breaks them: [`RedisCluster`]), and an
+//! S3-compatible server for the attachment store ([`s3`]).
 //!
 //! Servers are spawned through `procs` (one long-lived spawner thread with `PR_SET_PDEATHSIG`),
 //! so they die with the test process even when it is killed.
@@ -9,6 +10,7 @@
 mod postgres;
 mod redis;
 mod redis_cluster;
+mod s3;
 pub mod scratch;
 pub mod slowloris;
 
@@ -20,6 +22,7 @@ use anyhow::Context;
 pub use postgres::PgServer;
 pub use redis::RedisServer;
 pub use redis_cluster::{redis_cluster_url, slot_of, RedisCluster, NODE_TIMEOUT_MS};
+pub use s3::{s3, S3Server};
 
 /// A JWT secret for tests (32 bytes).
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef-0123456789";

@@ -1,6 +1,7 @@
 //! Attachments: uploads sniffed (never trusted), capped (413, nothing stored), never left half
 //! stored when the client goes away; downloads to members only, as downloads that cannot run
-//! as our pages; sends that carry them, and only their sender's files of their channel.
+//! as our pages; sends that carry them, and only their sender's files of their channel. The
+//! store's tests run twice: on a local directory and on an S3 bucket (a real moto server).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use api_server::files::Files;
+use bytes::Bytes;
 use shared::ServerFrame;
 
 use crate::pubsub::Sub;
@@ -16,14 +19,69 @@ use crate::support::{test_config, Resp, TestApp};
 const PNG: &[u8] =
     b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 
-/// The server, its attachments directory and its database URL.
-async fn spawn(max_bytes: Option<u64>) -> (TestApp, PathBuf, String) {
+/// Where a test's attachments go.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Local,
+    S3,
+}
+
+/// A test's store, read as it is, not through the server.
+enum Backend {
+    Local(PathBuf),
+    S3(String),
+}
+
+impl Backend {
+    /// Stored objects (a local directory's staging files included).
+    fn stored(&self) -> Vec<String> {
+        match self {
+            Backend::Local(dir) => files(dir).iter().map(|p| p.display().to_string()).collect(),
+            Backend::S3(bucket) => testkit::s3().keys(bucket).unwrap(),
+        }
+    }
+
+    /// Uploads under way: a directory's staging files, a bucket's unfinished multipart uploads.
+    fn in_flight(&self) -> Vec<String> {
+        match self {
+            Backend::Local(_) => self.stored(),
+            Backend::S3(bucket) => testkit::s3().unfinished_uploads(bucket).unwrap(),
+        }
+    }
+
+    /// Waits up to 5 s for the store to hold nothing, finished or not (a dropped upload is
+    /// aborted in the background); what it still holds.
+    async fn until_empty(&self) -> Vec<String> {
+        for _ in 0..50 {
+            if self.stored().is_empty() && self.in_flight().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut left = self.stored();
+        left.extend(self.in_flight());
+        left
+    }
+}
+
+/// The server, its store and its database URL.
+async fn spawn(kind: Kind, max_bytes: Option<u64>) -> (TestApp, Backend, String) {
     let mut c = test_config().await;
     if let Some(m) = max_bytes {
         c.attachment_max_bytes = m;
     }
-    let (dir, db) = (c.data_dir.join("attachments"), c.database_url.clone());
-    (TestApp::start(c).await, dir, db)
+    let backend = match kind {
+        Kind::Local => Backend::Local(c.data_dir.join("attachments")),
+        Kind::S3 => {
+            let s3 = testkit::s3();
+            let bucket = s3.bucket().unwrap();
+            c.attachment_store = Some(format!("s3://{bucket}/files"));
+            c.attachment_store_options = s3.options();
+            Backend::S3(bucket)
+        }
+    };
+    let db = c.database_url.clone();
+    (TestApp::start(c).await, backend, db)
 }
 
 async fn upload(
@@ -63,18 +121,6 @@ async fn rows(db: &str) -> i64 {
         .get(0)
 }
 
-/// Waits up to 5 s for the directory to hold no file (a dropped upload's staging file is
-/// removed in the background).
-async fn until_empty(dir: &Path) -> Vec<PathBuf> {
-    for _ in 0..50 {
-        if files(dir).is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    files(dir)
-}
-
 /// Sends raw bytes over HTTP/1.1 and returns the status (0: the connection closed first).
 async fn raw_http(base: &str, head: &str, body: &[u8]) -> u16 {
     let addr = base.trim_start_matches("http://");
@@ -95,7 +141,16 @@ async fn raw_http(base: &str, head: &str, body: &[u8]) -> u16 {
 
 #[tokio::test]
 async fn types_are_sniffed_and_downloads_are_for_members_only() {
-    let (app, dir, _) = spawn(None).await;
+    sniffed_and_members_only(Kind::Local).await;
+}
+
+#[tokio::test]
+async fn types_are_sniffed_and_downloads_are_for_members_only_in_a_bucket() {
+    sniffed_and_members_only(Kind::S3).await;
+}
+
+async fn sniffed_and_members_only(kind: Kind) {
+    let (app, store, _) = spawn(kind, None).await;
     let (_, at) = app.user("alice").await;
     let (_, bt) = app.user("bob").await;
     let c = app.channel(&at, "general").await;
@@ -119,7 +174,7 @@ async fn types_are_sniffed_and_downloads_are_for_members_only() {
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["content_type"], "text/plain; charset=utf-8");
     let html_url = r.body["url"].as_str().unwrap().to_owned();
-    assert_eq!(files(&dir).len(), 2);
+    assert_eq!(store.stored().len(), 2, "{:?}", store.stored());
 
     let get = |url: String, token: Option<String>| {
         let http = app.http.clone();
@@ -172,7 +227,7 @@ async fn types_are_sniffed_and_downloads_are_for_members_only() {
 
 #[tokio::test]
 async fn a_send_carries_its_senders_attachments_of_its_channel_only() {
-    let (app, _, _) = spawn(None).await;
+    let (app, _, _) = spawn(Kind::Local, None).await;
     let (_, at) = app.user("alice").await;
     let (_, bt) = app.user("bob").await;
     let c = app.channel(&at, "general").await;
@@ -257,7 +312,16 @@ Content-Type: image/gif\r\n\r\n%PDF-1.7\nbody\r\n--XyZ--\r\n";
 
 #[tokio::test]
 async fn an_upload_over_the_limit_is_refused_and_nothing_is_stored() {
-    let (app, dir, db) = spawn(Some(1024)).await;
+    over_the_limit(Kind::Local).await;
+}
+
+#[tokio::test]
+async fn an_upload_over_the_limit_is_refused_and_nothing_is_stored_in_a_bucket() {
+    over_the_limit(Kind::S3).await;
+}
+
+async fn over_the_limit(kind: Kind) {
+    let (app, store, db) = spawn(kind, Some(1024)).await;
     let (_, at) = app.user("alice").await;
     let c = app.channel(&at, "general").await;
     let big = vec![b'a'; 2048];
@@ -278,17 +342,26 @@ async fn an_upload_over_the_limit_is_refused_and_nothing_is_stored() {
     }
     body.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(raw_http(&app.base, &head, &body).await, 413);
-    assert_eq!(until_empty(&dir).await, Vec::<PathBuf>::new());
+    assert_eq!(store.until_empty().await, Vec::<String>::new());
     assert_eq!(rows(&db).await, 0);
     // At the limit: stored.
     let r = upload(&app, &at, c, "ok.txt", "text/plain", &big[..1024]).await;
     assert_eq!(r.status, 201, "{r:?}");
-    assert_eq!((files(&dir).len(), rows(&db).await), (1, 1));
+    assert_eq!((store.stored().len(), rows(&db).await), (1, 1));
 }
 
 #[tokio::test]
 async fn an_upload_cut_off_midway_leaves_nothing_behind() {
-    let (app, dir, db) = spawn(None).await;
+    cut_off_midway(Kind::Local).await;
+}
+
+#[tokio::test]
+async fn an_upload_cut_off_midway_leaves_nothing_behind_in_a_bucket() {
+    cut_off_midway(Kind::S3).await;
+}
+
+async fn cut_off_midway(kind: Kind) {
+    let (app, store, db) = spawn(kind, None).await;
     let (_, at) = app.user("alice").await;
     let c = app.channel(&at, "general").await;
     // Half of a declared 1 MiB body, then the client goes away.
@@ -305,10 +378,10 @@ async fn an_upload_cut_off_midway_leaves_nothing_behind() {
         s.flush().await.unwrap();
         // Let the server start storing it before the connection drops.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        // It is under way: its staging object exists.
-        assert_eq!(files(&dir).len(), 1, "{:?}", files(&dir));
+        // It is under way: its staging file or unfinished multipart upload exists.
+        assert_eq!(store.in_flight().len(), 1, "{:?}", store.in_flight());
     }
-    assert_eq!(until_empty(&dir).await, Vec::<PathBuf>::new());
+    assert_eq!(store.until_empty().await, Vec::<String>::new());
     assert_eq!(rows(&db).await, 0);
     // The same upload, whole, is stored: the test sees files when there are some.
     let r = upload(
@@ -321,5 +394,110 @@ async fn an_upload_cut_off_midway_leaves_nothing_behind() {
     )
     .await;
     assert_eq!(r.status, 201, "{r:?}");
-    assert_eq!((files(&dir).len(), rows(&db).await), (1, 1));
+    assert_eq!((store.stored().len(), rows(&db).await), (1, 1));
+}
+
+#[tokio::test]
+async fn a_file_of_several_parts_reads_back_whole() {
+    several_parts(Kind::Local).await;
+}
+
+#[tokio::test]
+async fn a_file_of_several_parts_reads_back_whole_in_a_bucket() {
+    several_parts(Kind::S3).await;
+}
+
+/// 12 MiB: three parts of a multipart upload (5 MiB each at most), streamed both ways.
+async fn several_parts(kind: Kind) {
+    let (app, store, db) = spawn(kind, None).await;
+    let (_, at) = app.user("alice").await;
+    let c = app.channel(&at, "general").await;
+    let bytes: Vec<u8> = (0..12u32 << 20).map(|i| (i % 251) as u8).collect();
+    let r = upload(&app, &at, c, "big.bin", "text/plain", &bytes).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["size"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(r.body["content_type"], "application/octet-stream");
+    let got = app
+        .http
+        .get(format!("{}{}", app.base, r.body["url"].as_str().unwrap()))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(
+        got.headers()["content-length"],
+        bytes.len().to_string().as_str()
+    );
+    assert!(
+        got.bytes().await.unwrap().as_ref() == bytes.as_slice(),
+        "the bytes differ"
+    );
+    assert_eq!((store.stored().len(), rows(&db).await), (1, 1));
+    assert_eq!(
+        store.in_flight().len(),
+        usize::from(matches!(kind, Kind::Local))
+    );
+}
+
+#[tokio::test]
+async fn an_upload_dropped_mid_body_leaves_nothing_behind() {
+    dropped_mid_body(Kind::Local).await;
+}
+
+#[tokio::test]
+async fn an_upload_dropped_mid_body_leaves_nothing_behind_in_a_bucket() {
+    dropped_mid_body(Kind::S3).await;
+}
+
+/// The upload's future dropped while it waits for more of the body (a request cancelled, not
+/// failed): the store is rid of it in the background all the same.
+async fn dropped_mid_body(kind: Kind) {
+    use futures_util::StreamExt;
+    let c = test_config().await;
+    let (files, store) = match kind {
+        Kind::Local => (
+            Files::open(None, &[], &c.data_dir, 1 << 20).unwrap(),
+            Backend::Local(c.data_dir.join("attachments")),
+        ),
+        Kind::S3 => {
+            let bucket = testkit::s3().bucket().unwrap();
+            let url = format!("s3://{bucket}/files");
+            let opts = testkit::s3().options();
+            (
+                Files::open(Some(&url), &opts, &c.data_dir, 1 << 20).unwrap(),
+                Backend::S3(bucket),
+            )
+        }
+    };
+    let body =
+        futures_util::stream::once(async { Ok::<_, std::io::Error>(Bytes::from(vec![1u8; 4096])) })
+            .chain(futures_util::stream::pending());
+    let put = tokio::spawn(async move { files.put(1, "dropped", body).await.map(|s| s.size) });
+    for _ in 0..50 {
+        if !store.in_flight().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.in_flight().len(), 1, "the upload never began");
+    put.abort();
+    assert!(put.await.unwrap_err().is_cancelled());
+    assert_eq!(store.until_empty().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_bucket_that_cannot_be_listed_stops_the_start() {
+    let mut c = test_config().await;
+    c.attachment_store = Some("s3://no-such-bucket/files".into());
+    c.attachment_store_options = testkit::s3().options();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let run = api_server::run(c, listener, tokio_util::sync::CancellationToken::new());
+    let err = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the start was not refused")
+        .expect_err("started without its bucket");
+    let text = format!("{err:#}");
+    assert!(text.contains("cannot be listed"), "{text}");
+    assert!(text.contains("no-such-bucket"), "{text}");
 }
