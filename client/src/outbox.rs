@@ -55,6 +55,7 @@ impl Outbox {
             content,
             client_msg_id: Some(client_msg_id.clone()),
             reply_to: None,
+            attachments: Vec::new(),
         };
         self.push_frame(client_msg_id, &frame)
     }
@@ -167,7 +168,8 @@ mod tests {
                 channel_id: 5,
                 content: "hi".into(),
                 client_msg_id: Some("c-1".into()),
-                reply_to: None
+                reply_to: None,
+                attachments: Vec::new(),
             }
         );
         assert_eq!((o.len(), o.contains("c-1")), (1, true));

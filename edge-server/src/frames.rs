@@ -67,12 +67,14 @@ pub async fn handle(edge: &Arc<Edge>, s: &Arc<SocketHandle>, text: &str) -> Opti
             content,
             client_msg_id,
             reply_to,
+            attachments,
         } => {
             let req = SendRequest {
                 channel_id,
                 content,
                 client_msg_id,
                 reply_to,
+                attachments,
             };
             Some(send(edge, s, req).await)
         }

@@ -126,8 +126,9 @@ pub async fn send(
         content: body.content,
         client_msg_id: body.client_msg_id,
         reply_to: body.reply_to,
+        attachments: body.attachments,
     };
-    match s.chat.send_with(me.id, req, body.attachments).await? {
+    match s.chat.send(me.id, req).await? {
         Sent::Stored(m) => {
             s.metrics
                 .record(|| metrics::counter!("messages_sent_total").increment(1));

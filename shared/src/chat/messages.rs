@@ -19,6 +19,9 @@ pub struct SendRequest {
     pub client_msg_id: Option<String>,
     /// The `seq` of an earlier message of the same channel.
     pub reply_to: Option<i64>,
+    /// Ids of files the sender uploaded to the channel (at most [`MAX_ATTACHMENTS`], each
+    /// once), linked to the message in its transaction.
+    pub attachments: Vec<String>,
 }
 
 /// A send that succeeded.
@@ -66,18 +69,7 @@ impl Chat {
     /// Validates a send, takes a rate token, and queues it for the next group commit; returns
     /// at once with the future of its outcome, so a caller can pipeline its sends.
     pub async fn submit(&self, sender: i64, req: SendRequest) -> Result<PendingSend, ChatError> {
-        self.submit_with(sender, req, Vec::new()).await
-    }
-
-    /// [`Chat::submit`] of a message carrying `attachments`: ids of files the sender uploaded
-    /// to the channel (at most [`MAX_ATTACHMENTS`], each once), linked to the message in its
-    /// transaction.
-    pub async fn submit_with(
-        &self,
-        sender: i64,
-        req: SendRequest,
-        attachments: Vec<String>,
-    ) -> Result<PendingSend, ChatError> {
+        let attachments = req.attachments;
         let limits = self.limits();
         let content = Content::parse(req.content, limits)?;
         let client_msg_id = validate::client_msg_id(req.client_msg_id, limits)?;
@@ -135,16 +127,6 @@ impl Chat {
     /// [`Chat::submit`] and wait for the commit.
     pub async fn send(&self, sender: i64, req: SendRequest) -> Result<Sent, ChatError> {
         self.submit(sender, req).await?.await
-    }
-
-    /// [`Chat::submit_with`] and wait for the commit.
-    pub async fn send_with(
-        &self,
-        sender: i64,
-        req: SendRequest,
-        attachments: Vec<String>,
-    ) -> Result<Sent, ChatError> {
-        self.submit_with(sender, req, attachments).await?.await
     }
 
     /// Moves the user's read marker forward (never backwards, never past the last message)

@@ -206,6 +206,9 @@ pub enum ClientFrame {
         client_msg_id: Option<String>,
         #[serde(default)]
         reply_to: Option<i64>,
+        /// Ids of files the sender uploaded to the channel (`POST .../attachments`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     Typing {
         channel_id: i64,

@@ -14,7 +14,8 @@ fn client_frames_parse_as_in_the_spec() {
             channel_id: 5,
             content: "hi".into(),
             client_msg_id: Some("c-1".into()),
-            reply_to: None
+            reply_to: None,
+            attachments: Vec::new(),
         }
     );
     let f: ClientFrame =
