@@ -34,6 +34,11 @@ const S = {
   editing: null,
   /** In the current channel, the last seq read before it was opened (the "new" divider). */
   divider: null,
+  /** Files picked for the main composer's next send. */
+  picked: [],
+  /** attachment id -> object URL of an image's bytes (fetched with the token), or null while
+   * it loads. */
+  previews: new Map(),
   lastTyping: 0,
 };
 
@@ -324,7 +329,7 @@ function renderChannels() {
   const c = S.channels.get(S.current);
   $('title').textContent = c ? (c.kind === 'direct' ? `@ ${title(c)}` : `# ${c.name}`) : 'Pick or create a channel';
   $('leave').hidden = !c || c.kind === 'direct';
-  $('text').disabled = $('send').disabled = !c;
+  $('text').disabled = $('send').disabled = $('attach').disabled = !c;
   renderPeople();
 }
 
@@ -449,12 +454,14 @@ function messageItem(m, { inThread = false } = {}) {
       el('button', { type: 'button', onclick: () => { S.editing = null; rerender(); } }, 'Cancel'))
     : el('div', { class: 'body' }, ...(m.deleted ? ['This message was deleted.'] : withMentions(m.content)));
   const reactions = (m.reactions ?? []).filter((r) => r.count > 0);
+  const files = m.deleted ? [] : (m.attachments ?? []);
   return el('li', { class: `msg${mine ? ' mine' : ''}${m.deleted ? ' deleted' : ''}`, 'data-id': m.id, 'data-seq': m.seq },
     el('div', { class: 'head' },
       el('span', { class: 'who', text: m.sender }),
       el('time', { class: 'when', datetime: m.created_at, title: when.toLocaleString(), text: when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) }),
       m.edited_at && !m.deleted ? el('span', { class: 'edited', text: '(edited)' }) : null),
     body,
+    files.length ? el('ul', { class: 'files', 'aria-label': 'Attachments' }, ...files.map(fileItem)) : null,
     reactions.length
       ? el('div', { class: 'reactions' }, ...reactions.map((r) => el('button', {
         type: 'button', 'aria-pressed': r.me ? 'true' : 'false', 'data-action': 'react', 'data-emoji': r.emoji,
@@ -469,6 +476,52 @@ function messageItem(m, { inThread = false } = {}) {
       inThread ? null : el('button', { type: 'button', 'data-action': 'thread', 'aria-label': 'Reply in thread' }, 'Reply'),
       mine ? el('button', { type: 'button', 'data-action': 'edit', 'aria-label': 'Edit message' }, 'Edit') : null,
       mine ? el('button', { type: 'button', 'data-action': 'delete', 'aria-label': 'Delete message' }, 'Delete') : null));
+}
+
+/** Images up to this size get a preview. */
+const PREVIEW_MAX_BYTES = 5 * 1024 * 1024;
+
+function fileItem(a) {
+  const image = a.content_type.startsWith('image/') && a.size <= PREVIEW_MAX_BYTES;
+  let img = null;
+  if (image) {
+    const src = S.previews.get(a.id);
+    if (src === undefined) loadPreview(a);
+    img = src ? el('img', { src, alt: a.name }) : null;
+  }
+  return el('li', {},
+    el('button', { type: 'button', 'data-action': 'download', 'data-att': a.id, 'aria-label': `Download ${a.name} (${size(a.size)})` },
+      `\u{1F4CE} ${a.name} (${size(a.size)})`),
+    img);
+}
+
+function size(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** Fetches an image attachment with the token (a plain `src` would carry none), once. */
+async function loadPreview(a) {
+  S.previews.set(a.id, null);
+  try {
+    const bytes = await S.rest.download(a.url);
+    S.previews.set(a.id, URL.createObjectURL(new Blob([bytes], { type: a.content_type })));
+    rerender();
+  } catch (e) {
+    fail(e);
+  }
+}
+
+/** Saves an attachment: fetched with the token, then handed to the browser as a download. */
+async function download(a) {
+  const bytes = await S.rest.download(a.url);
+  const url = URL.createObjectURL(new Blob([bytes], { type: a.content_type }));
+  const link = el('a', { href: url, download: a.name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /** The text with `@name`s of known users highlighted (as text nodes: never HTML). */
@@ -589,6 +642,11 @@ async function onAction(ev, channelId) {
       case 'delete':
         await S.chat.delete(m.channel_id, m.id);
         break;
+      case 'download': {
+        const a = (m.attachments ?? []).find((x) => x.id === button.dataset.att);
+        if (a) await download(a);
+        break;
+      }
     }
   } catch (e) {
     fail(e);
@@ -619,17 +677,25 @@ async function saveEdit(m) {
   rerender();
 }
 
-/** Sends from a composer; the message shows as pending until the server has stored it. */
+/** Sends from a composer; the message shows as pending until the server has stored it. Files
+ * picked in the main composer are uploaded first, and the send names them. */
 async function send(textarea, replyTo) {
-  const content = textarea.value;
+  const files = replyTo == null ? S.picked : [];
+  const content = textarea.value.trim() || files.map((f) => f.name).join(', ');
   const channelId = replyTo == null ? S.current : S.thread?.channelId;
   if (!content.trim() || channelId == null || !S.chat) return;
   textarea.value = '';
+  if (replyTo == null) {
+    S.picked = [];
+    renderPicked();
+  }
   const clientMsgId = S.chat.newId();
   S.pending.set(clientMsgId, { channel_id: channelId, content, reply_to: replyTo });
   renderLog({ toBottom: true });
   try {
-    const m = await S.chat.send(channelId, content, { clientMsgId, replyTo });
+    const attachments = [];
+    for (const f of files) attachments.push((await S.rest.uploadAttachment(channelId, f, f.name)).id);
+    const m = await S.chat.send(channelId, content, { clientMsgId, replyTo, attachments });
     S.pending.delete(clientMsgId);
     S.logs.get(m.channel_id)?.msgs.set(m.seq, m);
     if (replyTo != null && S.thread?.rootSeq === replyTo) S.thread.msgs.set(m.seq, m);
@@ -638,6 +704,12 @@ async function send(textarea, replyTo) {
     if (p) p.failed = e.message;
   }
   rerender();
+}
+
+function renderPicked() {
+  $('picked').hidden = S.picked.length === 0;
+  $('picked').replaceChildren(...S.picked.map((f, i) => el('li', {}, `${f.name} (${size(f.size)})`,
+    el('button', { type: 'button', 'aria-label': `Remove ${f.name}`, onclick: () => { S.picked.splice(i, 1); renderPicked(); } }, '\u2715'))));
 }
 
 function composerKeys(ev, replyTo) {
@@ -716,6 +788,13 @@ $('compose').addEventListener('submit', (ev) => {
   send($('text'), null);
 });
 $('text').addEventListener('keydown', (ev) => composerKeys(ev, () => null));
+$('attach').addEventListener('click', () => $('file').click());
+$('file').addEventListener('change', () => {
+  S.picked.push(...$('file').files);
+  $('file').value = '';
+  renderPicked();
+  $('text').focus();
+});
 $('text').addEventListener('input', () => {
   if (S.current && Date.now() - S.lastTyping > TYPING_EVERY_MS && $('text').value) {
     S.lastTyping = Date.now();

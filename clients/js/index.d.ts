@@ -11,6 +11,18 @@ export interface Message {
   reply_to: number | null;
   client_msg_id: string | null;
   created_at: string;
+  /** Present when the message carries files. */
+  attachments?: Attachment[];
+}
+
+/** A file uploaded to a channel (`Rest#uploadAttachment`), as messages carry it. */
+export interface Attachment {
+  id: string;
+  name: string;
+  size: number;
+  content_type: string;
+  /** `/api/attachments/{id}`: members only (`Rest#download`). */
+  url: string;
 }
 
 /** A sequenced change to a message of a channel (`{"type":"event","event":{...}}`): it
@@ -176,6 +188,8 @@ export interface SendOptions {
   replyTo?: number | null;
   /** The idempotency key (default: a fresh one per call). */
   clientMsgId?: string;
+  /** Ids of files uploaded to the channel (`Rest#uploadAttachment`), at most 10. */
+  attachments?: string[];
 }
 
 export interface RequestOptions {
@@ -289,6 +303,8 @@ export declare class Rest {
   pages(channelId: number, options?: { before?: number; after?: number; limit?: number }): AsyncGenerator<Message[]>;
   sendMessage(channelId: number, content: string, options?: SendOptions): Promise<Message>;
   markRead(channelId: number, seq: number): Promise<{ channel_id: number; last_read_seq: number }>;
+  uploadAttachment(channelId: number, data: Blob | ArrayBuffer | Uint8Array | string, name: string): Promise<Attachment>;
+  download(idOrUrl: string): Promise<ArrayBuffer>;
 }
 
 export declare function endpoints(url?: string): { http: string; ws: string };

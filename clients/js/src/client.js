@@ -196,10 +196,13 @@ export class ChatClient extends Emitter {
    * Sends a message; resolves with the stored message (SPEC 3) once committed.
    * @param {number} channelId
    * @param {string} content
-   * @param {{replyTo?: number | null, clientMsgId?: string}} [opts]
+   * @param {{replyTo?: number | null, clientMsgId?: string, attachments?: string[]}} [opts]
+   *   `attachments`: ids of files uploaded to the channel (`Rest#uploadAttachment`)
    */
-  send(channelId, content, { replyTo, clientMsgId } = {}) {
-    return this.request({ type: 'send', channel_id: channelId, content, reply_to: replyTo ?? null, [ID_FIELD]: clientMsgId });
+  send(channelId, content, { replyTo, clientMsgId, attachments } = {}) {
+    const frame = { type: 'send', channel_id: channelId, content, reply_to: replyTo ?? null, [ID_FIELD]: clientMsgId };
+    if (attachments?.length) frame.attachments = attachments;
+    return this.request(frame);
   }
 
   // The four below need the server's edit/delete/reaction frames (answered by `ack`/`error`

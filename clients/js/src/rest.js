@@ -1,5 +1,5 @@
 // REST helpers over `fetch` (SPEC section 3, docs/API.md): accounts, channels, membership,
-// history paging, sends over HTTP and read markers. Errors become `HttpError`s carrying the
+// history paging, sends over HTTP, attachments and read markers. Errors become `HttpError`s carrying the
 // server's `code`.
 
 import { HttpError } from './errors.js';
@@ -48,12 +48,26 @@ export class Rest {
     /** @type {Record<string, string>} */
     const headers = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await this._call(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
+    const text = await res.text();
+    try {
+      return text ? JSON.parse(text) : null;
+    } catch {
+      return text;
+    }
+  }
+
+  /**
+   * The response of a call that succeeded; rejects with an `HttpError` otherwise.
+   * @param {string} method
+   * @param {string} path
+   * @param {Record<string, string>} headers
+   * @param {BodyInit} [body]
+   */
+  async _call(method, path, headers, body) {
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    const res = await this._fetch(this.base + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    const res = await this._fetch(this.base + path, { method, headers, body });
+    if (res.ok) return res;
     const text = await res.text();
     let data = null;
     try {
@@ -61,14 +75,11 @@ export class Rest {
     } catch {
       data = text;
     }
-    if (!res.ok) {
-      const e = data?.error ?? {};
-      throw new HttpError(res.status, e.code ?? 'http_error', e.message ?? `${res.status} ${res.statusText}`, {
-        retryAfterMs: e.retry_after_ms,
-        body: data,
-      });
-    }
-    return data;
+    const e = data?.error ?? {};
+    throw new HttpError(res.status, e.code ?? 'http_error', e.message ?? `${res.status} ${res.statusText}`, {
+      retryAfterMs: e.retry_after_ms,
+      body: data,
+    });
   }
 
   register(username, password) {
@@ -157,14 +168,39 @@ export class Rest {
    * A send over HTTP (same rules as a WebSocket send).
    * @param {number} channelId
    * @param {string} content
-   * @param {{clientMsgId?: string, replyTo?: number}} [opts]
+   * @param {{clientMsgId?: string, replyTo?: number, attachments?: string[]}} [opts]
    */
-  sendMessage(channelId, content, { clientMsgId, replyTo } = {}) {
+  sendMessage(channelId, content, { clientMsgId, replyTo, attachments } = {}) {
     return this.request('POST', `/api/channels/${channelId}/messages`, {
       content,
       client_msg_id: clientMsgId,
       reply_to: replyTo,
+      attachments,
     });
+  }
+
+  /**
+   * Uploads a file to a channel (members only; its type is sniffed by the server, not taken
+   * from here); resolves with the attachment (`id`, `name`, `size`, `content_type`, `url`),
+   * whose `id` a send names in its `attachments`.
+   * @param {number} channelId
+   * @param {Blob | ArrayBuffer | Uint8Array | string} data
+   * @param {string} name
+   */
+  async uploadAttachment(channelId, data, name) {
+    const headers = { 'content-type': 'application/octet-stream' };
+    const path = `/api/channels/${channelId}/attachments${query({ name })}`;
+    return (await this._call('POST', path, headers, data)).json();
+  }
+
+  /**
+   * An attachment's bytes (members only), from its `id` or its `url`.
+   * @param {string} idOrUrl
+   * @returns {Promise<ArrayBuffer>}
+   */
+  async download(idOrUrl) {
+    const path = idOrUrl.startsWith('/') ? idOrUrl : `/api/attachments/${encodeURIComponent(idOrUrl)}`;
+    return (await this._call('GET', path, {})).arrayBuffer();
   }
 
   markRead(channelId, seq) {

@@ -5,7 +5,7 @@
 // error or HTTP error response, on any page (but for the browser's line about a refused
 // WebSocket handshake while an edge is down on purpose).
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
@@ -258,7 +258,37 @@ try {
   assert.deepEqual(await bodies(bob.page), expected, 'bob: every message once and in order');
   await shot(alice.page, 'back');
 
-  // 8. A narrow window: the sidebar folds behind the menu button.
+  // 8. Alice attaches a picture and a text file (the paperclip button, the browser's file
+  // chooser); Bob sees both on the message, the picture as a preview, and downloads the file.
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+  const [chooser] = await Promise.all([
+    alice.page.waitForEvent('filechooser'),
+    alice.page.getByRole('button', { name: 'Attach files' }).click(),
+  ]);
+  await chooser.setFiles([
+    { name: 'dot.png', mimeType: 'image/png', buffer: png },
+    { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('the notes') },
+  ]);
+  await alice.page.locator('#picked li', { hasText: 'notes.txt' }).waitFor();
+  await alice.page.getByLabel('Message', { exact: true }).fill('two files');
+  await alice.page.getByLabel('Message', { exact: true }).press('Enter');
+  assert.ok(await alice.page.locator('#picked').isHidden(), 'the picked files go with the send');
+  const withFiles = message(bob.page, 'two files');
+  await withFiles.getByRole('button', { name: 'Download dot.png (70 B)' }).waitFor();
+  await bob.page.waitForFunction(() => {
+    const img = document.querySelector('#messages .files img[alt="dot.png"]');
+    return img?.complete && img.naturalWidth === 1;
+  });
+  const [saved] = await Promise.all([
+    bob.page.waitForEvent('download'),
+    withFiles.getByRole('button', { name: 'Download notes.txt (9 B)' }).click(),
+  ]);
+  assert.equal(saved.suggestedFilename(), 'notes.txt');
+  assert.equal(readFileSync(await saved.path(), 'utf8'), 'the notes');
+  await message(alice.page, 'two files').locator('.files img[alt="dot.png"]').waitFor();
+  await shot(bob.page, 'attachments');
+
+  // 9. A narrow window: the sidebar folds behind the menu button.
   await alice.page.setViewportSize({ width: 420, height: 700 });
   assert.ok(await alice.page.locator('#side').isHidden(), 'the sidebar folds in a narrow window');
   await shot(alice.page, 'narrow');
@@ -266,7 +296,7 @@ try {
   await alice.page.locator('#side').waitFor();
   await shot(alice.page, 'narrow-menu');
 
-  // 9. A page load with a saved session (sessionStorage) and no console error either.
+  // 10. A page load with a saved session (sessionStorage) and no console error either.
   await bob.page.reload();
   await bob.page.locator('#conn[data-state=ready]').waitFor();
   await message(bob.page, during[2]).waitFor();
