@@ -9,23 +9,7 @@ use shared::protocol::{ErrorCode, ServerFrame};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
-
-/// An api-server whose attachments go to a scratch directory; its base URL.
-async fn api_with_files(env: &Env, stop: &CancellationToken) -> String {
-    let mut c = api_server::Config::new(&env.db_url, &env.redis_url, testkit::JWT_SECRET);
-    c.argon2_memory_kib = 4096;
-    c.data_dir = testkit::scratch::make("edge-attachments").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(api_server::run(c, listener, stop.clone()));
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/health")).await.is_ok() {
-            return base;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("api-server did not answer");
-}
+use crate::transports::api_server;
 
 async fn upload(api: &str, token: &str, channel: i64, name: &str, body: &[u8]) -> Value {
     let r = reqwest::Client::new()
@@ -50,7 +34,7 @@ async fn a_websocket_send_carries_attachments_uploaded_over_rest() {
     let edge = env.edge().await;
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
-    let api = api_with_files(&env, &stop).await;
+    let api = api_server(&env, &stop).await;
     let (at, bt) = (env.token(&alice), env.token(&bob));
     let pdf = upload(&api, &at, ch.id, "report.pdf", b"%PDF-1.7\nbody").await;
     let txt = upload(&api, &at, ch.id, "notes.txt", b"some notes").await;
@@ -115,15 +99,7 @@ async fn a_websocket_send_carries_attachments_uploaded_over_rest() {
     assert!(again.attachments.is_empty());
 
     // The history shows the files on the message.
-    let h: Value = reqwest::Client::new()
-        .get(format!("{api}/api/channels/{}/messages", ch.id))
-        .bearer_auth(&bt)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = api_get(&api, &bt, &format!("/api/channels/{}/messages", ch.id)).await;
     let first = h["messages"]
         .as_array()
         .unwrap()

@@ -402,3 +402,15 @@ pub async fn bus(url: &str) -> shared::bus::Bus {
 pub async fn redis_client(url: &str) -> Redis {
     testkit::redis_client(url).await.unwrap()
 }
+
+/// `GET {api}{path}` with `token`: the JSON body of a 200.
+pub async fn api_get(api: &str, token: &str, path: &str) -> serde_json::Value {
+    let r = reqwest::Client::new()
+        .get(format!("{api}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "GET {path}");
+    r.json().await.unwrap()
+}

@@ -55,18 +55,9 @@ async fn a_mention_reaches_every_socket_of_the_member_named_and_counts_until_rea
     );
     let _ = eve;
     let of = |token: String| {
-        let http = reqwest::Client::new();
         let api = api.clone();
         async move {
-            let body: serde_json::Value = http
-                .get(format!("{api}/api/me/channels"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body = api_get(&api, &token, "/api/me/channels").await;
             body["channels"][0]["mentions"].as_i64().unwrap()
         }
     };

@@ -11,10 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
 
-/// The api-server in this process, on the test's database and Redis.
+/// The api-server in this process, on the test's database and Redis, its attachments in a
+/// scratch directory; its base URL.
 pub async fn api_server(env: &Env, stop: &CancellationToken) -> String {
     let mut c = api_server::Config::new(&env.db_url, &env.redis_url, testkit::JWT_SECRET);
     c.argon2_memory_kib = 4096;
+    c.data_dir = testkit::scratch::make("edge-api").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(api_server::run(c, listener, stop.clone()));
