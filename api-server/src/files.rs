@@ -169,6 +169,33 @@ impl Files {
         Ok(self.store.get(&self.path(channel, id)).await?.into_stream())
     }
 
+    /// A small object's bytes, whole (a thumbnail, a picture to make one of); `None` when
+    /// there is no such object.
+    pub async fn read(
+        &self,
+        channel: i64,
+        key: &str,
+    ) -> Result<Option<Bytes>, object_store::Error> {
+        match self.store.get(&self.path(channel, key)).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores a small object whole (a thumbnail).
+    pub async fn write(
+        &self,
+        channel: i64,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), object_store::Error> {
+        self.store
+            .put(&self.path(channel, key), bytes.into())
+            .await
+            .map(drop)
+    }
+
     /// Removes the object (an upload whose row could not be written).
     pub async fn delete(&self, channel: i64, id: &str) -> Result<(), object_store::Error> {
         self.store.delete(&self.path(channel, id)).await

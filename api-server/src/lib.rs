@@ -13,6 +13,7 @@ mod limiter;
 mod password;
 mod routes;
 mod state;
+pub mod thumbs;
 mod track;
 
 use std::sync::Arc;

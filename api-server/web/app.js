@@ -36,8 +36,8 @@ const S = {
   divider: null,
   /** Files picked for the main composer's next send. */
   picked: [],
-  /** attachment id -> object URL of an image's bytes (fetched with the token), or null while
-   * it loads. */
+  /** attachment id -> object URL of a picture's thumbnail (fetched with the token), or null
+   * while it loads. */
   previews: new Map(),
   lastTyping: 0,
 };
@@ -478,13 +478,9 @@ function messageItem(m, { inThread = false } = {}) {
       mine ? el('button', { type: 'button', 'data-action': 'delete', 'aria-label': 'Delete message' }, 'Delete') : null));
 }
 
-/** Images up to this size get a preview. */
-const PREVIEW_MAX_BYTES = 5 * 1024 * 1024;
-
 function fileItem(a) {
-  const image = a.content_type.startsWith('image/') && a.size <= PREVIEW_MAX_BYTES;
   let img = null;
-  if (image) {
+  if (a.thumbnail_url) {
     const src = S.previews.get(a.id);
     if (src === undefined) loadPreview(a);
     img = src ? el('img', { src, alt: a.name }) : null;
@@ -501,12 +497,12 @@ function size(n) {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-/** Fetches an image attachment with the token (a plain `src` would carry none), once. */
+/** Fetches a picture's thumbnail with the token (a plain `src` would carry none), once. */
 async function loadPreview(a) {
   S.previews.set(a.id, null);
   try {
-    const bytes = await S.rest.download(a.url);
-    S.previews.set(a.id, URL.createObjectURL(new Blob([bytes], { type: a.content_type })));
+    const bytes = await S.rest.download(a.thumbnail_url);
+    S.previews.set(a.id, URL.createObjectURL(new Blob([bytes])));
     rerender();
   } catch (e) {
     fail(e);

@@ -23,6 +23,8 @@ export interface Attachment {
   content_type: string;
   /** `/api/attachments/{id}`: members only (`Rest#download`). */
   url: string;
+  /** A picture's thumbnail (PNG, JPEG, GIF, WebP; fits 320x320), members only (`Rest#download`). */
+  thumbnail_url?: string;
 }
 
 /** A sequenced change to a message of a channel (`{"type":"event","event":{...}}`): it

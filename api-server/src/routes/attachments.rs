@@ -1,7 +1,8 @@
 //! Attachments: `POST /api/channels/{id}/attachments` (a raw body, or the first file of a
 //! multipart form) stores a file in the object store and records it; `GET
 //! /api/attachments/{id}` streams it back to the channel's members, as a download that cannot
-//! run as a page of our origin.
+//! run as a page of our origin; `GET /api/attachments/{id}/thumbnail` gives a picture's
+//! thumbnail, made on the first request and kept beside the file.
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -104,22 +105,88 @@ pub async fn download(
     me: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (channel, a) = s
-        .store
-        .attachment(&id)
-        .await?
-        .ok_or(ApiError::NotFound("no such attachment"))?;
-    s.chat.require_member(channel, me.id).await?;
-    let bytes =
-        s.files.get(channel, &id).await.map_err(|e| {
-            ApiError::Unexpected(anyhow::Error::new(e).context("read an attachment"))
-        })?;
+    let (channel, a) = member_attachment(&s, &me, &id).await?;
+    let bytes = s.files.get(channel, &id).await.map_err(store_error)?;
     let mut resp = Response::new(Body::from_stream(bytes.map_err(axum::Error::new)));
-    let h = resp.headers_mut();
     let value = |v: &str| HeaderValue::from_str(v).map_err(|e| ApiError::Unexpected(e.into()));
+    let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, value(&a.content_type)?);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(a.size));
     h.insert(header::CONTENT_DISPOSITION, value(&disposition(&a))?);
+    inert(h);
+    Ok(resp)
+}
+
+/// `GET /api/attachments/{id}/thumbnail`: a picture's thumbnail (PNG or JPEG, fitting 320x320),
+/// to members only; made on the first request and stored as `{id}.thumb` beside the file.
+/// 404 for a file that is no picture of a supported type, or one that does not decode within
+/// the limits.
+pub async fn thumbnail(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (channel, a) = member_attachment(&s, &me, &id).await?;
+    if a.thumbnail_url.is_none() {
+        return Err(ApiError::NotFound(
+            "this attachment is no picture with a thumbnail",
+        ));
+    }
+    let key = format!("{id}.thumb");
+    let thumb = match s.files.read(channel, &key).await.map_err(store_error)? {
+        Some(kept) => kept,
+        None => {
+            let original = s
+                .files
+                .read(channel, &id)
+                .await
+                .map_err(store_error)?
+                .ok_or(ApiError::NotFound("no such attachment"))?;
+            let made = match crate::thumbs::make(original).await {
+                Ok(t) => t,
+                Err(crate::thumbs::ThumbError::Undecodable(e)) => {
+                    tracing::info!(id, error = %e, "no thumbnail");
+                    return Err(ApiError::NotFound("this picture cannot be decoded"));
+                }
+                Err(e) => return Err(ApiError::Unexpected(e.into())),
+            };
+            // Kept for the next request; a failure to keep it only costs making it again.
+            if let Err(e) = s.files.write(channel, &key, made.clone()).await {
+                tracing::warn!(id, error = %e, "a thumbnail could not be kept");
+            }
+            made.into()
+        }
+    };
+    let content_type = crate::files::sniff(&thumb);
+    let mut resp = Response::new(Body::from(thumb));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    inert(h);
+    Ok(resp)
+}
+
+/// The attachment `id` and its channel, when `me` is a member of it (404, 403 otherwise).
+async fn member_attachment(
+    s: &AppState,
+    me: &AuthUser,
+    id: &str,
+) -> Result<(i64, Attachment), ApiError> {
+    let (channel, a) = s
+        .store
+        .attachment(id)
+        .await?
+        .ok_or(ApiError::NotFound("no such attachment"))?;
+    s.chat.require_member(channel, me.id).await?;
+    Ok((channel, a))
+}
+
+fn store_error(e: object_store::Error) -> ApiError {
+    ApiError::Unexpected(anyhow::Error::new(e).context("read an attachment"))
+}
+
+/// Headers that keep a served file from running as a page of our origin, and let the browser
+/// keep it a day (it never changes).
+fn inert(h: &mut HeaderMap) {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -132,7 +199,6 @@ pub async fn download(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=86400"),
     );
-    Ok(resp)
 }
 
 /// `Content-Length`, when the client sent one that parses.
@@ -214,6 +280,7 @@ mod tests {
             size: 1,
             content_type: "application/pdf".into(),
             url: "/api/attachments/x".into(),
+            thumbnail_url: None,
         };
         assert_eq!(
             disposition(&a),

@@ -37,6 +37,10 @@ pub fn router(state: AppState) -> Router {
             post(attachments::upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/attachments/{id}", get(attachments::download))
+        .route(
+            "/api/attachments/{id}/thumbnail",
+            get(attachments::thumbnail),
+        )
         .route("/api/me/blocks", get(accounts::blocks))
         .route(
             "/api/me/blocks/{user_id}",

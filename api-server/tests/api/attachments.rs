@@ -501,3 +501,87 @@ async fn a_bucket_that_cannot_be_listed_stops_the_start() {
     assert!(text.contains("cannot be listed"), "{text}");
     assert!(text.contains("no-such-bucket"), "{text}");
 }
+
+#[tokio::test]
+async fn pictures_get_thumbnails_made_once_for_members_only() {
+    thumbnails(Kind::Local).await;
+}
+
+#[tokio::test]
+async fn pictures_get_thumbnails_made_once_for_members_only_in_a_bucket() {
+    thumbnails(Kind::S3).await;
+}
+
+/// A picture of `w` x `h`, as PNG.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([30, 120, 200]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+async fn thumbnails(kind: Kind) {
+    let (app, store, _) = spawn(kind, None).await;
+    let (_, at) = app.user("alice").await;
+    let (_, bt) = app.user("bob").await;
+    let c = app.channel(&at, "general").await;
+    let get = |url: String, token: Option<String>| {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        async move {
+            let mut req = http.get(format!("{base}{url}"));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            req.send().await.unwrap()
+        }
+    };
+
+    let r = upload(&app, &at, c, "wide.png", "image/png", &png(1000, 500)).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let url = format!("/api/attachments/{id}/thumbnail");
+    assert_eq!(r.body["thumbnail_url"], url.as_str());
+    assert_eq!(store.stored().len(), 1);
+    let first = get(url.clone(), Some(at.clone())).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["content-type"], "image/jpeg");
+    assert_eq!(first.headers()["x-content-type-options"], "nosniff");
+    let first = first.bytes().await.unwrap();
+    let t = image::load_from_memory(&first).unwrap();
+    assert_eq!((t.width(), t.height()), (320, 160));
+    // Kept beside the file, and served from there the next time.
+    let kept = store.stored();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept.iter().any(|k| k.ends_with(&format!("{id}.thumb"))),
+        "{kept:?}"
+    );
+    let again = get(url.clone(), Some(at.clone())).await;
+    assert_eq!(again.bytes().await.unwrap(), first);
+
+    // Members only.
+    assert_eq!(get(url.clone(), Some(bt.clone())).await.status(), 403);
+    assert_eq!(get(url.clone(), None).await.status(), 401);
+
+    // A text file has none; a PNG header claiming 100,000 x 100,000 pixels is refused
+    // without being decoded, and the server goes on.
+    let r = upload(&app, &at, c, "a.txt", "text/plain", b"text").await;
+    assert!(r.body.get("thumbnail_url").is_none(), "{r:?}");
+    let text = format!(
+        "/api/attachments/{}/thumbnail",
+        r.body["id"].as_str().unwrap()
+    );
+    assert_eq!(get(text, Some(at.clone())).await.status(), 404);
+    let mut bomb = png(1, 1);
+    bomb[16..24].copy_from_slice(&[0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0]);
+    let r = upload(&app, &at, c, "bomb.png", "image/png", &bomb).await;
+    assert_eq!(r.body["content_type"], "image/png", "{r:?}");
+    let bomb_url = r.body["thumbnail_url"].as_str().unwrap().to_owned();
+    let refused = get(bomb_url, Some(at.clone())).await;
+    assert_eq!(refused.status(), 404);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    assert_eq!(get(url, Some(at)).await.status(), 200);
+}

@@ -194,7 +194,8 @@ export class Rest {
   }
 
   /**
-   * An attachment's bytes (members only), from its `id` or its `url`.
+   * An attachment's bytes (members only), from its `id` or its `url` (or a picture's
+   * `thumbnail_url`).
    * @param {string} idOrUrl
    * @returns {Promise<ArrayBuffer>}
    */

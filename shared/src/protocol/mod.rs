@@ -68,6 +68,9 @@ pub struct Attachment {
     pub content_type: String,
     /// Where members download it (relative to the api-server).
     pub url: String,
+    /// Where members get a picture's thumbnail (fits 320x320; PNG, JPEG, GIF and WebP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
 }
 
 fn is_zero(n: &i64) -> bool {

@@ -21,6 +21,28 @@ pub fn attachment_url(id: &str) -> String {
     format!("/api/attachments/{id}")
 }
 
+/// The (sniffed) types of the pictures that get a thumbnail.
+pub const THUMBNAIL_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// The thumbnail URL of an attachment of type `content_type`, if it is a picture that gets one.
+pub fn thumbnail_url(id: &str, content_type: &str) -> Option<String> {
+    THUMBNAIL_TYPES
+        .contains(&content_type)
+        .then(|| format!("/api/attachments/{id}/thumbnail"))
+}
+
+/// An attachment as clients see it, its URLs made from its id and type.
+fn attachment(id: String, name: String, size: i64, content_type: String) -> Attachment {
+    Attachment {
+        url: attachment_url(&id),
+        thumbnail_url: thumbnail_url(&id, &content_type),
+        id,
+        name,
+        size,
+        content_type,
+    }
+}
+
 /// A message's attachments, in send order, as one JSON column (none on a deleted message); `m`
 /// is the message. A macro, so `concat!` can put it into [`MESSAGE_COLS`] and other queries.
 ///
@@ -29,18 +51,29 @@ macro_rules! attachments_col {
     () => {
         "CASE WHEN m.has_attachments AND m.deleted_at IS NULL THEN \
          (SELECT json_agg(json_build_object('id', a.id, 'name', a.name, 'size', a.size, \
-                          'content_type', a.content_type, 'url', '/api/attachments/' || a.id) \
-                          ORDER BY ma.position) \
+                          'content_type', a.content_type) ORDER BY ma.position) \
             FROM message_attachments ma JOIN attachments a ON a.id = ma.attachment_id \
            WHERE ma.channel_id = m.channel_id AND ma.message_seq = m.seq) END"
     };
 }
 pub(super) use attachments_col;
 
+/// An attachment as [`attachments_col`] has it.
+#[derive(serde::Deserialize)]
+struct Row {
+    id: String,
+    name: String,
+    size: i64,
+    content_type: String,
+}
+
 /// Reads [`attachments_col`]'s column (built by the query itself, so it always decodes).
 pub(super) fn attachments(v: Option<serde_json::Value>) -> Vec<Attachment> {
-    v.and_then(|v| serde_json::from_value(v).ok())
+    v.and_then(|v| serde_json::from_value::<Vec<Row>>(v).ok())
         .unwrap_or_default()
+        .into_iter()
+        .map(|r| attachment(r.id, r.name, r.size, r.content_type))
+        .collect()
 }
 
 impl Store {
@@ -60,13 +93,12 @@ impl Store {
             ],
         )
         .await?;
-        Ok(Attachment {
-            id: a.id.clone(),
-            name: a.name.clone(),
-            size: a.size,
-            content_type: a.content_type.clone(),
-            url: attachment_url(&a.id),
-        })
+        Ok(attachment(
+            a.id.clone(),
+            a.name.clone(),
+            a.size,
+            a.content_type.clone(),
+        ))
     }
 
     /// An attachment and the channel it was uploaded to.
@@ -80,13 +112,7 @@ impl Store {
         Ok(c.query_opt(&q, &[&id]).await?.map(|r| {
             (
                 r.get(0),
-                Attachment {
-                    id: id.to_owned(),
-                    name: r.get(1),
-                    size: r.get(2),
-                    content_type: r.get(3),
-                    url: attachment_url(id),
-                },
+                attachment(id.to_owned(), r.get(1), r.get(2), r.get(3)),
             )
         }))
     }

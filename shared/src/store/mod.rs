@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
-pub use attachments::{attachment_url, NewAttachment};
+pub use attachments::{attachment_url, thumbnail_url, NewAttachment, THUMBNAIL_TYPES};
 pub use channels::{DirectChannel, Join, Moderation};
 pub use events::{ChangeKind, ChangeOutcome, Facts, NewChange};
 pub use group_commit::{GroupCommit, GroupCommitConfig, OnStored, Outcome};
